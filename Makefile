@@ -1,0 +1,40 @@
+# Every target creates (or reuses) the project-local virtualenv .venv, installs
+# the package into it, then runs. Nothing relies on packages installed by hand.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+ARGS ?=
+
+# Offline machines: use the prepared MNIST beside the project when there is one,
+# unless the caller already chose a TFDS_DATA_DIR.
+SHARED_TFDS := $(abspath ../shared/data/tfds)
+ifeq ($(origin TFDS_DATA_DIR),undefined)
+ifneq ($(wildcard $(SHARED_TFDS)/mnist/3.0.1/dataset_info.json),)
+export TFDS_DATA_DIR := $(SHARED_TFDS)
+endif
+endif
+
+TRAIN := $(PY) -m nn_jax train
+
+.PHONY: venv test train-mlp train-cnn clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+test: $(STAMP)
+	$(PY) -m pytest -q tests
+
+train-mlp: $(STAMP)
+	$(TRAIN) --config experiments/house_mlp.py --workdir $(or $(WORKDIR),runs/house_mlp) $(ARGS)
+
+train-cnn: $(STAMP)
+	$(TRAIN) --config experiments/cnn_mnist.py --workdir $(or $(WORKDIR),runs/cnn_mnist) $(ARGS)
+
+clean:
+	rm -rf runs .pytest_cache

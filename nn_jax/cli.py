@@ -1,0 +1,91 @@
+"""Command line: `python -m nn_jax train|predict ...`.
+
+Every problem with the input is reported as one line on stderr with exit code
+2, before anything is written or computed.
+"""
+
+import argparse
+import logging
+import pathlib
+import sys
+
+from nn_jax import config as config_lib
+from nn_jax.errors import UserError
+
+
+class _Parser(argparse.ArgumentParser):
+  def error(self, message):  # argparse's default prints the whole usage block
+    raise UserError(f"{message} (see {self.prog} --help)")
+
+
+def _parser() -> argparse.ArgumentParser:
+  parser = _Parser(prog="python -m nn_jax", description=__doc__.splitlines()[0])
+  commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+  train = commands.add_parser("train", help="train an experiment config into a run directory",
+                              epilog="Override any config key with --config.KEY=VALUE, e.g. --config.num_epochs=3.")
+  train.add_argument("--config", required=True, help="experiment file, e.g. experiments/house_mlp.py[:variant]")
+  train.add_argument("--workdir", required=True, help="run directory; an existing one is resumed")
+  predict = commands.add_parser("predict", help="predict from a run directory's latest checkpoint")
+  predict.add_argument("--workdir", required=True, help="a run directory written by `train`")
+  predict.add_argument("--input", required=True, action="append",
+                       help="comma-separated raw features, e.g. 110,7; repeat for more examples")
+  return parser
+
+
+def _workdir(text: str) -> pathlib.Path:
+  path = pathlib.Path(text)
+  if path.exists() and not path.is_dir():
+    raise UserError(f"--workdir {text} is a file; give a directory (new or an earlier run's)")
+  return path
+
+
+def _train(args, overrides) -> None:
+  config = config_lib.load_config(args.config)
+  for override in overrides:
+    config_lib.apply_override(config, override)
+  config_lib.validate(config)
+  workdir = _workdir(args.workdir)
+  from nn_jax import train  # imported late: bad input is reported before JAX starts
+  train.train_and_evaluate(config, workdir)
+
+
+def _parse_input(text: str, num_features: int) -> list[float]:
+  try:
+    values = [float(part) for part in text.split(",")]
+  except ValueError:
+    values = []
+  if len(values) != num_features:
+    raise UserError(f"--input {text!r} must be {num_features} comma-separated numbers, e.g. --input 110,7")
+  return values
+
+
+def _predict(args) -> None:
+  workdir = _workdir(args.workdir)
+  from nn_jax import train
+  config, model, params = train.restore_for_inference(workdir)
+  from nn_jax import data
+  dataset = data.load(config.dataset)  # for its input scaling
+  if len(dataset.input_shape) != 1:
+    raise UserError(f"predict --input takes flat feature vectors; {config.name}'s input has shape {dataset.input_shape}")
+  raw = [_parse_input(text, dataset.input_shape[0]) for text in args.input]
+  train.predict_examples(dataset, lambda p, x: model.apply({"params": p}, x), params, raw)
+
+
+def main(argv=None) -> int:
+  # absl's INFO/WARNING chatter (orbax's OCDBT notes, TFDS's OpenCV hint) would bury the training log.
+  logging.getLogger("absl").setLevel(logging.ERROR)
+  argv = list(sys.argv[1:] if argv is None else argv)
+  overrides = [a[len("--config."):] for a in argv if a.startswith("--config.")]
+  rest = [a for a in argv if not a.startswith("--config.")]
+  try:
+    args = _parser().parse_args(rest)
+    if args.command == "train":
+      _train(args, overrides)
+    else:
+      if overrides:
+        raise UserError("predict takes no --config.* overrides; it uses the run directory's config.json")
+      _predict(args)
+  except UserError as e:
+    print(f"nn_jax: error: {e}", file=sys.stderr)
+    return e.exit_code
+  return 0

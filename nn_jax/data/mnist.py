@@ -1,0 +1,87 @@
+"""MNIST through tensorflow-datasets, read with `tfds.data_source` (no TensorFlow at run time).
+
+Where the data is looked for, in order, under the data dir
+(`dataset.data_dir`, else $TFDS_DATA_DIR, else ~/tensorflow_datasets):
+  1. `mnist/3.0.1/`, prepared by TFDS's own builder;
+  2. `nn_jax_mnist/1.0.0/`, prepared by this project without TensorFlow;
+  3. otherwise it prepares (2) from the four official .gz files, taken from the
+     manual dir (`dataset.manual_dir`, else DATA_DIR/downloads/manual) or
+     downloaded from `dataset.mirror_url`; every file is checked by sha256.
+"""
+
+import os
+import pathlib
+
+import numpy as np
+import tensorflow_datasets as tfds
+
+from nn_jax.data import mnist_files
+from nn_jax.data.dataset import Dataset
+from nn_jax.errors import UserError
+
+SPLITS = ("train", "test")
+
+
+def default_data_dir() -> pathlib.Path:
+  return pathlib.Path(os.environ.get("TFDS_DATA_DIR") or "~/tensorflow_datasets").expanduser()
+
+
+def _open(name: str, data_dir: pathlib.Path):
+  return {split: tfds.data_source(name, split=split, data_dir=str(data_dir), download=False) for split in SPLITS}
+
+
+def _is_prepared(name: str, version: str, data_dir: pathlib.Path) -> bool:
+  return (data_dir / name / version / "dataset_info.json").is_file()
+
+
+def _read_all(source, limit: int) -> tuple[np.ndarray, np.ndarray]:
+  count = len(source) if limit <= 0 else min(limit, len(source))
+  try:
+    records = source.__getitems__(list(range(count)))  # one batched read: ~6x faster than per record
+  except TypeError:  # tfds.testing.mock_data's source has no batched read
+    records = [source[i] for i in range(count)]
+  images = np.stack([r["image"] for r in records]).astype(np.float32) / 255.0
+  labels = np.asarray([int(np.asarray(r["label"])) for r in records], dtype=np.int32)
+  return images, labels
+
+
+def _sources(data_dir: pathlib.Path, manual_dir: pathlib.Path, mirror_url: str):
+  if _is_prepared("mnist", "3.0.1", data_dir):
+    return _open("mnist", data_dir)
+  if _is_prepared("nn_jax_mnist", "1.0.0", data_dir):
+    return _open("nn_jax_mnist", data_dir)
+  try:  # tfds.testing.mock_data serves `mnist` with no files at all
+    return _open("mnist", data_dir)
+  except (NotImplementedError, RuntimeError, tfds.core.DatasetNotFoundError, FileNotFoundError):
+    pass
+  gz_dir = manual_dir
+  if not mnist_files.verified_files_in(manual_dir):
+    if not mirror_url:
+      raise _missing(data_dir, manual_dir, mirror_url, "downloading is off (dataset.mirror_url is empty)")
+    gz_dir = data_dir / "downloads" / "nn_jax_mnist"
+    try:
+      mnist_files.download(mirror_url, gz_dir)
+    except ConnectionError as e:
+      raise _missing(data_dir, manual_dir, mirror_url, str(e)) from e
+  print(f"Preparing MNIST into {data_dir}/nn_jax_mnist from {gz_dir} (no TensorFlow needed)...", flush=True)
+  mnist_files.prepare(data_dir, gz_dir)
+  return _open("nn_jax_mnist", data_dir)
+
+
+def _missing(data_dir, manual_dir, mirror_url, reason) -> UserError:
+  return UserError(
+      f"MNIST not found: looked for {data_dir}/mnist/3.0.1 and {data_dir}/nn_jax_mnist/1.0.0, and for the "
+      f"four .gz files in {manual_dir}; {reason}. Supply it either way: set TFDS_DATA_DIR to a folder with a "
+      f"prepared mnist/3.0.1, or put the official *-ubyte.gz files in {manual_dir} "
+      f"(or --config.dataset.manual_dir=DIR) to prepare it offline.", exit_code=1)
+
+
+def load(data_dir: str = "", manual_dir: str = "", mirror_url: str = "",
+         train_examples: int = 0, test_examples: int = 0) -> Dataset:
+  """Loads both splits into memory, images scaled to [0, 1]; `*_examples` > 0 keeps a prefix."""
+  root = pathlib.Path(data_dir).expanduser() if data_dir else default_data_dir()
+  manual = pathlib.Path(manual_dir).expanduser() if manual_dir else root / "downloads" / "manual"
+  sources = _sources(root, manual, mirror_url)
+  limits = {"train": train_examples, "test": test_examples}
+  splits = {split: _read_all(sources[split], limits[split]) for split in SPLITS}
+  return Dataset(name="mnist", splits=splits, target_name="digit")

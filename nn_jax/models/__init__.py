@@ -1,0 +1,17 @@
+"""Models by name. Adding one: a linen module, registered here; `config.model` holds its fields."""
+
+import flax.linen as nn
+import ml_collections
+
+from nn_jax.models.cnn import CNN
+from nn_jax.models.mlp import MLP
+
+MODELS = {
+    "mlp": MLP,
+    "cnn": CNN,
+}
+
+
+def build(model_config: ml_collections.ConfigDict) -> nn.Module:
+  kwargs = {k: v for k, v in model_config.items() if k != "name"}
+  return MODELS[model_config.name](**kwargs)

@@ -1,0 +1,36 @@
+"""Multi-layer perceptrons: the article's house-price net and the feed-forward classifier."""
+
+from typing import Sequence
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+ACTIVATIONS = {"sigmoid": nn.sigmoid, "relu": nn.relu, "tanh": jnp.tanh}
+
+# "article": weights standard normal, biases ones, as the article initializes them;
+# "lecun": Flax's default (LeCun-normal weights, zero biases).
+INITIALIZERS = {
+    "article": (nn.initializers.normal(stddev=1.0), nn.initializers.ones),
+    "lecun": (nn.initializers.lecun_normal(), nn.initializers.zeros),
+}
+
+
+class MLP(nn.Module):
+  """Dense layers of `hidden_units` with `activation`, then a linear Dense(`output_units`).
+
+  The output is linear: a regression value, or a logit whose sigmoid/softmax
+  is folded into the loss for numerical stability.
+  """
+  hidden_units: Sequence[int]
+  output_units: int = 1
+  activation: str = "relu"
+  initializer: str = "lecun"
+
+  @nn.compact
+  def __call__(self, x):
+    kernel_init, bias_init = INITIALIZERS[self.initializer]
+    x = x.reshape((x.shape[0], -1))
+    for i, units in enumerate(self.hidden_units):
+      x = nn.Dense(units, kernel_init=kernel_init, bias_init=bias_init, name=f"hidden_{i}")(x)
+      x = ACTIVATIONS[self.activation](x)
+    return nn.Dense(self.output_units, kernel_init=kernel_init, bias_init=bias_init, name="output")(x)

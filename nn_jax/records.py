@@ -1,0 +1,59 @@
+"""The run directory's records: config.json, metrics.jsonl, TensorBoard events, summary.json."""
+
+import json
+import pathlib
+
+import ml_collections
+from tensorboardX import SummaryWriter
+
+from nn_jax.errors import UserError
+
+
+def write_json(path: pathlib.Path, obj) -> None:
+  """Writes atomically: a reader never sees half a file."""
+  partial = path.with_suffix(path.suffix + ".part")
+  partial.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
+  partial.replace(path)
+
+
+def write_config(workdir: pathlib.Path, config: ml_collections.ConfigDict) -> None:
+  write_json(workdir / "config.json", json.loads(config.to_json()))
+
+
+def read_metrics(workdir: pathlib.Path) -> list[dict]:
+  path = workdir / "metrics.jsonl"
+  if not path.exists():
+    return []
+  return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+class MetricsLog:
+  """Appends one JSON object per (epoch, split) to metrics.jsonl and mirrors it to TensorBoard."""
+
+  def __init__(self, workdir: pathlib.Path, resume_after_epoch: int = 0):
+    self.path = workdir / "metrics.jsonl"
+    # A resumed run drops rows past its checkpoint, so the log reads as one run.
+    kept = [row for row in read_metrics(workdir) if row["epoch"] <= resume_after_epoch]
+    self.path.write_text("".join(json.dumps(row) + "\n" for row in kept))
+    self.tensorboard = SummaryWriter(logdir=str(workdir / "tensorboard"))
+
+  def write(self, epoch: int, split: str, metrics: dict) -> None:
+    row = {"epoch": epoch, "split": split, **{k: float(v) for k, v in metrics.items()}}
+    with open(self.path, "a") as f:
+      f.write(json.dumps(row) + "\n")
+    for name, value in metrics.items():
+      self.tensorboard.add_scalar(f"{split}/{name}", float(value), epoch)
+
+  def close(self) -> None:
+    self.tensorboard.close()
+
+
+def read_config(workdir: pathlib.Path) -> dict:
+  path = workdir / "config.json"
+  if not path.is_file():
+    raise UserError(f"{workdir} has no config.json, so it is no run directory; train into it first "
+                    f"(python -m nn_jax train --config ... --workdir {workdir})")
+  try:
+    return json.loads(path.read_text())
+  except json.JSONDecodeError as e:
+    raise UserError(f"{path} is not valid JSON ({e.msg} at line {e.lineno}); restore it from the config file")

@@ -1,0 +1,112 @@
+"""MNIST through TFDS without TensorFlow: mock data, the shared copy, and preparing from the .gz files."""
+
+import contextlib
+import functools
+import importlib.resources
+import importlib.util
+import http.server
+import shutil
+import threading
+
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+
+from conftest import SHARED_GZ, SHARED_TFDS, needs_shared_gz, needs_shared_tfds
+from nn_jax.data import mnist, mnist_files
+from nn_jax.errors import UserError
+
+
+def test_mock_data_loads_scaled_images_and_int_labels(tmp_path):
+  with tfds.testing.mock_data(num_examples=20, policy=tfds.testing.MockPolicy.USE_CODE):
+    dataset = mnist.load(data_dir=str(tmp_path))
+  images, labels = dataset.splits["train"]
+  assert images.shape == (20, 28, 28, 1) and images.dtype == np.float32
+  assert 0.0 <= images.min() and images.max() <= 1.0
+  assert labels.dtype == np.int32 and set(labels) <= set(range(10))
+
+
+@needs_shared_tfds
+def test_shared_copy_has_all_of_mnist():
+  dataset = mnist.load(data_dir=str(SHARED_TFDS), test_examples=0, train_examples=100)
+  assert len(dataset.splits["test"][0]) == 10_000 and len(dataset.splits["train"][0]) == 100
+
+
+def test_offline_without_data_says_where_it_looked_and_how_to_supply_it(tmp_path):
+  with pytest.raises(UserError) as error:
+    mnist.load(data_dir=str(tmp_path), mirror_url="")
+  message = str(error.value)
+  assert str(tmp_path / "mnist" / "3.0.1") in message and str(tmp_path / "downloads" / "manual") in message
+  assert "TFDS_DATA_DIR" in message and "manual_dir" in message and "\n" not in message
+
+
+def test_unreachable_mirror_is_the_same_clear_error(tmp_path):
+  with pytest.raises(UserError, match="could not download http://127.0.0.1:9/"):
+    mnist.load(data_dir=str(tmp_path), mirror_url="http://127.0.0.1:9/")
+  assert not list((tmp_path / "downloads" / "nn_jax_mnist").glob("*"))
+
+
+@contextlib.contextmanager
+def serve(directory):
+  """An HTTP server on 127.0.0.1 serving `directory`, for as long as the block runs."""
+  handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(directory))
+  handler.log_message = lambda *args: None
+  server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+  thread = threading.Thread(target=server.serve_forever, daemon=True)
+  thread.start()
+  try:
+    yield f"http://127.0.0.1:{server.server_port}/"
+  finally:
+    server.shutdown()
+    server.server_close()
+
+
+@needs_shared_gz
+def test_download_prepare_and_read_without_tensorflow(tmp_path):
+  data_dir = tmp_path / "tfds"
+  with serve(SHARED_GZ) as url:
+    dataset = mnist.load(data_dir=str(data_dir), mirror_url=url, train_examples=500)
+  assert importlib.util.find_spec("tensorflow") is None  # so preparing it needed no TensorFlow
+  assert (data_dir / "nn_jax_mnist" / "1.0.0" / "dataset_info.json").is_file()
+  assert not list((data_dir / "downloads" / "nn_jax_mnist").glob("*.part"))
+  images, labels = dataset.splits["test"]
+  assert images.shape == (10_000, 28, 28, 1) and len(dataset.splits["train"][0]) == 500
+  # The same pixels as the official files: the first test digit is a 7.
+  official = mnist_files.read_idx(SHARED_GZ / "t10k-images-idx3-ubyte.gz")
+  np.testing.assert_array_equal((images[:, :, :, 0] * 255).round().astype(np.uint8), official)
+  assert labels[0] == 7
+  # Prepared once: a second load reads it back offline.
+  again = mnist.load(data_dir=str(data_dir), mirror_url="", test_examples=10)
+  np.testing.assert_array_equal(again.splits["test"][0], images[:10])
+
+
+@needs_shared_gz
+def test_corrupt_download_is_rejected_and_nothing_half_written_is_kept(tmp_path):
+  mirror = tmp_path / "mirror"
+  mirror.mkdir()
+  for path in SHARED_GZ.glob("*.gz"):
+    shutil.copy(path, mirror / path.name)
+  truncated = mirror / "train-labels-idx1-ubyte.gz"
+  truncated.write_bytes(truncated.read_bytes()[:1000])
+  data_dir = tmp_path / "tfds"
+  with serve(mirror) as url, pytest.raises(UserError, match="train-labels-idx1-ubyte.gz is corrupt or truncated"):
+    mnist.load(data_dir=str(data_dir), mirror_url=url)
+  downloads = data_dir / "downloads" / "nn_jax_mnist"
+  assert not (downloads / "train-labels-idx1-ubyte.gz").exists()
+  assert not list(downloads.glob("*.part"))
+  assert not (data_dir / "nn_jax_mnist").exists()
+
+
+@needs_shared_gz
+def test_corrupt_file_in_the_manual_dir_is_named(tmp_path):
+  manual = tmp_path / "manual"
+  shutil.copytree(SHARED_GZ, manual)
+  (manual / "t10k-images-idx3-ubyte.gz").write_bytes(b"garbage")
+  with pytest.raises(UserError, match="t10k-images-idx3-ubyte.gz is corrupt or truncated"):
+    mnist.load(data_dir=str(tmp_path / "tfds"), manual_dir=str(manual), mirror_url="")
+
+
+def test_checksums_are_the_ones_tfds_registers():
+  registered = importlib.resources.files("tensorflow_datasets").joinpath("url_checksums/mnist.txt").read_text()
+  for name, sha256 in mnist_files.OFFICIAL_FILES.items():
+    assert f"{sha256}\t{name}" in registered
