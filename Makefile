@@ -17,7 +17,7 @@ endif
 
 TRAIN := $(PY) -m nn_jax train
 
-.PHONY: venv test train-mlp train-cnn clean
+.PHONY: venv test train-mlp train-cnn train-fnn train-rnn train-lstm train-gru clean
 
 venv: $(STAMP)
 
@@ -35,6 +35,18 @@ train-mlp: $(STAMP)
 
 train-cnn: $(STAMP)
 	$(TRAIN) --config experiments/cnn_mnist.py --workdir $(or $(WORKDIR),runs/cnn_mnist) $(ARGS)
+
+train-fnn: $(STAMP)
+	$(TRAIN) --config experiments/fnn_binary.py --workdir $(or $(WORKDIR),runs/fnn_binary) $(ARGS)
+
+train-rnn: $(STAMP)
+	$(TRAIN) --config experiments/recurrent_series.py:simple --workdir $(or $(WORKDIR),runs/rnn_series) $(ARGS)
+
+train-lstm: $(STAMP)
+	$(TRAIN) --config experiments/recurrent_series.py:lstm --workdir $(or $(WORKDIR),runs/lstm_series) $(ARGS)
+
+train-gru: $(STAMP)
+	$(TRAIN) --config experiments/recurrent_series.py:gru --workdir $(or $(WORKDIR),runs/gru_series) $(ARGS)
 
 clean:
 	rm -rf runs .pytest_cache

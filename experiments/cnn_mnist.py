@@ -29,4 +29,5 @@ def get_config():
   config.eval_batch_size = 1000
   config.log_every_epochs = 1
   config.checkpoint_every_epochs = 1
+  config.checkpoint_best_metric = "test/accuracy"
   return config

@@ -101,6 +101,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
   _require(config.log_every_epochs > 0, f"config.log_every_epochs must be positive, got {config.log_every_epochs}")
   _require(config.checkpoint_every_epochs >= 0,
            f"config.checkpoint_every_epochs must be >= 0 (0 = only at the end), got {config.checkpoint_every_epochs}")
+  _require(config.checkpoint_every_steps >= 0,
+           f"config.checkpoint_every_steps must be >= 0 (0 = off), got {config.checkpoint_every_steps}")
+  _require(config.checkpoint_best_mode in ("max", "min"),
+           f"config.checkpoint_best_mode must be 'max' or 'min', got {config.checkpoint_best_mode!r}")
   _require(config.keep_checkpoints >= 1, f"config.keep_checkpoints must be >= 1, got {config.keep_checkpoints}")
   _require(config.eval_batch_size > 0, f"config.eval_batch_size must be positive, got {config.eval_batch_size}")
 
@@ -119,7 +123,11 @@ def base_config() -> ml_collections.ConfigDict:
   config.eval_batch_size = 1000
   config.log_every_epochs = 1  # also how many full-batch epochs one compiled scan runs
   config.checkpoint_every_epochs = 1  # 0: only at the end
-  config.keep_checkpoints = 3
+  config.checkpoint_every_steps = 0  # > 0: also every N steps within an epoch (mini-batch training)
+  config.keep_checkpoints = 3  # the latest N, plus the best by checkpoint_best_metric
+  config.checkpoint_best_metric = ""  # e.g. "test/accuracy"; "": keep only the latest
+  config.checkpoint_best_mode = "max"  # or "min"
+  config.allow_config_change = False  # resume a workdir whose run had another config
   config.progress = True  # a progress bar per epoch, when stderr is a terminal
   config.predict_examples = ()  # raw inputs whose predictions are printed after training
   return config

@@ -16,8 +16,24 @@ def write_json(path: pathlib.Path, obj) -> None:
   partial.replace(path)
 
 
+def config_to_dict(config: ml_collections.ConfigDict) -> dict:
+  """The config as JSON would hold it (tuples become lists)."""
+  return json.loads(config.to_json())
+
+
+def flatten(tree: dict, prefix: str = "") -> dict:
+  """{"a": {"b": 1}} -> {"a.b": 1}"""
+  flat = {}
+  for key, value in tree.items():
+    if isinstance(value, dict):
+      flat.update(flatten(value, f"{prefix}{key}."))
+    else:
+      flat[prefix + key] = value
+  return flat
+
+
 def write_config(workdir: pathlib.Path, config: ml_collections.ConfigDict) -> None:
-  write_json(workdir / "config.json", json.loads(config.to_json()))
+  write_json(workdir / "config.json", config_to_dict(config))
 
 
 def read_metrics(workdir: pathlib.Path) -> list[dict]:

@@ -1,14 +1,12 @@
 """The one trainer: train state, the pure jitted train step, evaluation and the epoch loop.
 
 Every model and dataset goes through `train_and_evaluate(config, workdir)`.
-Full-batch training (batch_size 0, as the house MLP) runs `log_every_epochs`
-epochs per call as one compiled `lax.scan`; mini-batch training loops over the
-jitted step in Python, which measured faster than a scanned epoch on XLA:CPU.
+The epoch loop itself (nn_jax/loop.py) runs full-batch training as compiled
+`lax.scan`s and mini-batch training as a Python loop over the jitted step.
+A run resumes from its workdir's latest good checkpoint, exactly.
 """
 
-import functools
 import pathlib
-import sys
 import time
 
 import flax
@@ -19,12 +17,18 @@ import ml_collections
 import numpy as np
 import optax
 import orbax.checkpoint
-import tqdm
 from flax.training import train_state
 
-from nn_jax import data, models, plots, records, tasks
+from nn_jax import data, interrupt, models, parallel, plots, records, tasks
 from nn_jax.checkpoint import Checkpoints
 from nn_jax.data.dataset import Dataset
+from nn_jax.errors import UserError
+from nn_jax.loop import Diverged, EpochLoop
+from nn_jax.status import RunStatus
+
+# Fields that only say how long or how verbosely to run; a resumed run may change them.
+RUN_LENGTH_FIELDS = {"num_epochs", "progress", "log_every_epochs", "checkpoint_every_epochs",
+                     "checkpoint_every_steps", "keep_checkpoints", "allow_config_change"}
 
 
 def make_optimizer(optimizer_config: ml_collections.ConfigDict) -> optax.GradientTransformation:
@@ -36,14 +40,11 @@ def init_params(model: nn.Module, input_shape, key: jax.Array):
   return model.init(key, jnp.zeros((1, *input_shape), jnp.float32))["params"]
 
 
-def create_train_state(model: nn.Module, tx, input_shape, key: jax.Array) -> train_state.TrainState:
-  return train_state.TrainState.create(apply_fn=model.apply, params=init_params(model, input_shape, key), tx=tx)
-
-
 def initial_state(config: ml_collections.ConfigDict, model: nn.Module, input_shape) -> train_state.TrainState:
   """The state before the first step; its keys derive from `config.seed` alone."""
   init_key = jax.random.fold_in(jax.random.key(config.seed), 0)
-  return create_train_state(model, make_optimizer(config.optimizer), input_shape, init_key)
+  return train_state.TrainState.create(apply_fn=model.apply, params=init_params(model, input_shape, init_key),
+                                       tx=make_optimizer(config.optimizer))
 
 
 def make_train_step(task: tasks.Task):
@@ -57,31 +58,19 @@ def make_train_step(task: tasks.Task):
       return task.loss(outputs, targets), outputs
 
     grads, outputs = jax.grad(loss_fn, has_aux=True)(state.params)
-    return state.apply_gradients(grads=grads), task.metrics(outputs, targets)
+    metrics = task.metrics(outputs, targets)
+    metrics["grad_norm"] = optax.tree.norm(grads)  # watched by the divergence guard
+    return state.apply_gradients(grads=grads), metrics
 
   return train_step
 
 
-def make_full_batch_epochs(train_step):
-  """`(state, batch, num_epochs) -> (state, per-epoch metrics)`: many full-batch epochs in one program."""
-
-  def run(state, batch, num_epochs):
-    return jax.lax.scan(lambda s, _: train_step(s, batch), state, None, length=num_epochs)
-
-  return run
-
-
-def epoch_permutation(seed: int, epoch: int, num_examples: int) -> np.ndarray:
-  """The data order of one epoch: a pure function of (seed, epoch), so runs and resumes agree."""
-  return np.random.default_rng([seed, epoch]).permutation(num_examples)
-
-
-def predict_outputs(predict_fn, params, inputs: np.ndarray, batch_size: int) -> np.ndarray:
-  """Model outputs for every input. The last batch is padded to a full one, so one
-  compiled shape serves all, and the padding is sliced off: every example counts once."""
+def predict_outputs(predict_fn, params, inputs: np.ndarray, batch_size: int, multiple: int = 1) -> np.ndarray:
+  """Model outputs for every input. Batches are padded to one fixed size (a multiple of the
+  device count), so one compiled shape serves all; the padding is sliced off, so every
+  example counts exactly once."""
   n = len(inputs)
-  if n <= batch_size:
-    return np.asarray(predict_fn(params, inputs))
+  batch_size = parallel.round_up(min(batch_size, n), multiple)
   outputs = []
   for start in range(0, n, batch_size):
     chunk = inputs[start:start + batch_size]
@@ -90,77 +79,18 @@ def predict_outputs(predict_fn, params, inputs: np.ndarray, batch_size: int) -> 
   return np.concatenate(outputs)
 
 
-def evaluate(predict_fn, params, split, task: tasks.Task, batch_size: int, target_scale: float) -> dict:
+def evaluate(predict_fn, params, split, task: tasks.Task, batch_size: int, target_scale: float,
+             multiple: int = 1) -> dict:
   inputs, targets = split
-  outputs = predict_outputs(predict_fn, params, inputs, batch_size)
+  outputs = predict_outputs(predict_fn, params, inputs, batch_size, multiple)
   metrics = {k: float(v) for k, v in task.metrics(jnp.asarray(outputs), jnp.asarray(targets)).items()}
   metrics.update(task.split_metrics(outputs, targets, target_scale))
   return metrics
 
 
-def _mean_metrics(step_metrics) -> dict:
-  stacked = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *step_metrics)
-  return {k: float(v) for k, v in jax.device_get(jax.tree_util.tree_map(jnp.mean, stacked)).items()}
-
-
-def _format(metrics: dict) -> str:
-  ordered = sorted(metrics.items(), key=lambda item: item[0] != "loss")  # loss first
-  return ", ".join(f"{k} {v:.2%}" if k == "accuracy" else f"{k} {v:.4f}" for k, v in ordered)
-
-
-class _EpochRunner:
-  """Runs a number of epochs from a given epoch; owns the compiled programs and their compile time."""
-
-  def __init__(self, config, dataset: Dataset, task: tasks.Task, state):
-    self.config = config
-    self.inputs, self.targets = dataset.splits["train"]
-    self.num_examples = len(self.inputs)
-    self.full_batch = config.batch_size == 0 or config.batch_size >= self.num_examples
-    self.batch_size = self.num_examples if self.full_batch else config.batch_size
-    self.steps_per_epoch = 1 if self.full_batch else self.num_examples // self.batch_size
-    self.compile_seconds = 0.0
-    train_step = make_train_step(task)
-    batch = (self.inputs[:self.batch_size], self.targets[:self.batch_size])
-    if self.full_batch:
-      self._scan = jax.jit(make_full_batch_epochs(train_step), static_argnums=2, donate_argnums=0)
-      self._compiled_scans = {}
-      self.batch = jax.device_put(batch)
-    else:
-      self.step = self._compile(jax.jit(train_step, donate_argnums=0), state, batch)
-
-  def _compile(self, jitted, *args):
-    start = time.perf_counter()
-    compiled = jitted.lower(*args).compile()
-    self.compile_seconds += time.perf_counter() - start
-    return compiled
-
-  def run(self, state, first_epoch: int, num_epochs: int):
-    """Returns (state, [train metrics of each epoch])."""
-    if self.full_batch:
-      if num_epochs not in self._compiled_scans:
-        self._compiled_scans[num_epochs] = self._compile(self._scan, state, self.batch, num_epochs)
-      state, metrics = self._compiled_scans[num_epochs](state, self.batch)
-      metrics = jax.device_get(metrics)
-      return state, [{k: float(v[i]) for k, v in metrics.items()} for i in range(num_epochs)]
-    per_epoch = []
-    for epoch in range(first_epoch, first_epoch + num_epochs):
-      state, metrics = self._run_epoch(state, epoch)
-      per_epoch.append(metrics)
-    return state, per_epoch
-
-  def _run_epoch(self, state, epoch: int):
-    order = epoch_permutation(self.config.seed, epoch, self.num_examples)
-    show = self.config.progress and sys.stderr.isatty()
-    bar = tqdm.tqdm(total=self.steps_per_epoch * self.batch_size, unit="img", unit_scale=True, leave=False,
-                    desc=f"epoch {epoch + 1}/{self.config.num_epochs}", disable=not show)
-    step_metrics = []
-    for step in range(self.steps_per_epoch):
-      indices = order[step * self.batch_size:(step + 1) * self.batch_size]
-      state, metrics = self.step(state, (self.inputs[indices], self.targets[indices]))
-      step_metrics.append(metrics)
-      bar.update(self.batch_size)
-    bar.close()
-    return state, _mean_metrics(step_metrics)
+def format_metrics(metrics: dict) -> str:
+  shown = sorted((item for item in metrics.items() if item[0] != "grad_norm"), key=lambda item: item[0] != "loss")
+  return ", ".join(f"{k} {v:.2%}" if k == "accuracy" else f"{k} {v:.4f}" for k, v in shown)
 
 
 def print_model_summary(model: nn.Module, input_shape) -> None:
@@ -176,83 +106,133 @@ def environment() -> dict:
                        "orbax_checkpoint": orbax.checkpoint.__version__}}
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict:
-  """Trains `config` in `workdir` (resuming from its latest checkpoint) and returns the summary."""
+def check_resumable(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> None:
+  """Refuses to resume a workdir whose run had a different config, but for run-length fields."""
+  if not (workdir / "config.json").exists():
+    return
+  saved = records.flatten(records.read_config(workdir))
+  wanted = records.flatten(records.config_to_dict(config))
+  changed = [f"{key}: {saved.get(key)!r} -> {wanted.get(key)!r}" for key in sorted(set(saved) | set(wanted))
+             if key.split(".")[0] not in RUN_LENGTH_FIELDS and saved.get(key) != wanted.get(key)]
+  if changed and not config.get("allow_config_change", False):
+    raise UserError(f"{workdir} holds a run with another config ({'; '.join(changed[:4])}"
+                    f"{'; ...' if len(changed) > 4 else ''}); use a new --workdir, or pass "
+                    f"--config.allow_config_change=True to resume it anyway")
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict | None:
+  """Trains `config` in `workdir`, resuming from its latest good checkpoint.
+
+  Returns the summary, or None when a signal stopped the run (it is resumable).
+  Raises Diverged when a loss or gradient becomes NaN or Inf.
+  """
   wall_start = time.perf_counter()
-  workdir.mkdir(parents=True, exist_ok=True)
+  check_resumable(config, workdir)
+  mesh = parallel.make_mesh()
+  if config.batch_size:
+    parallel.check_batch_size(config.batch_size, mesh)
   dataset = data.load(config.dataset)
   task = tasks.TASKS[config.loss]
   model = models.build(config.model)
-  state = initial_state(config, model, dataset.input_shape)
-  print_model_summary(model, dataset.input_shape)
+  workdir.mkdir(parents=True, exist_ok=True)
+  status = RunStatus(workdir)
   records.write_config(workdir, config)
 
-  checkpoints = Checkpoints(workdir / "checkpoints", keep=config.keep_checkpoints)
-  epoch = 0
-  if checkpoints.latest_step() is not None:
-    state, progress = checkpoints.restore(state)
-    epoch = progress["epoch"]
-    print(f"Resuming from checkpoint at step {int(state.step)} (epoch {epoch}).")
-  log = records.MetricsLog(workdir, resume_after_epoch=epoch)
-  runner = _EpochRunner(config, dataset, task, state)
-  predict_fn = jax.jit(lambda params, x: model.apply({"params": params}, x))
-  eval_splits = [name for name in dataset.splits if name != "train"]
+  replicated = parallel.replicated(mesh)
+  state = jax.device_put(initial_state(config, model, dataset.input_shape), replicated)
+  print_model_summary(model, dataset.input_shape)
+  checkpoints = Checkpoints(workdir / "checkpoints", keep=config.keep_checkpoints,
+                            best_metric=config.checkpoint_best_metric, best_mode=config.checkpoint_best_mode)
+  state, progress = checkpoints.restore_latest_good(state, replicated)
+  if progress is not None:
+    print(f"Resuming from checkpoint at step {int(state.step)} (epoch {progress['epoch']}, "
+          f"batch {progress.get('batch', 0)}).")
+  status.start()
 
-  train_seconds = 0.0
-  start_epoch = epoch
-  while epoch < config.num_epochs:
-    chunk = min(config.log_every_epochs, config.num_epochs - epoch)
-    start = time.perf_counter()
-    compile_before = runner.compile_seconds
-    state, train_metrics = runner.run(state, epoch, chunk)
-    train_seconds += time.perf_counter() - start - (runner.compile_seconds - compile_before)
-    for offset, metrics in enumerate(train_metrics):
-      log.write(epoch + offset + 1, "train", metrics)
-    epoch += chunk
-    line = f"Epoch {epoch}/{config.num_epochs}: train {_format(train_metrics[-1])}"
-    for name in eval_splits:
-      metrics = evaluate(predict_fn, state.params, dataset.splits[name], task, config.eval_batch_size,
-                         dataset.target_scale)
-      log.write(epoch, name, metrics)
-      line += f"; {name} {_format(metrics)}"
-    print(line, flush=True)
-    if epoch == config.num_epochs or (config.checkpoint_every_epochs and epoch % config.checkpoint_every_epochs == 0):
-      checkpoints.save(state, {"epoch": epoch})
-  log.close()
-  checkpoints.close()
+  def save(state, position: dict, metrics) -> None:
+    checkpoints.save(state, position, metrics)
+    status.update(steps_done=int(state.step), epochs_done=position["epoch"], last_checkpoint_step=int(state.step))
 
-  final = {name: evaluate(predict_fn, state.params, split, task, config.eval_batch_size, dataset.target_scale)
-           for name, split in dataset.splits.items()}
+  loop = EpochLoop(config, dataset, make_train_step(task), mesh, state, progress, save)
+  log = records.MetricsLog(workdir, resume_after_epoch=loop.epoch)
+  predict_fn = jax.jit(lambda params, x: model.apply({"params": params}, x),
+                       in_shardings=(replicated, parallel.split_along_data(mesh)))
+  devices = mesh.devices.size
+
+  def evaluate_splits(params, names) -> dict:
+    return {name: evaluate(predict_fn, params, dataset.splits[name], task, config.eval_batch_size,
+                           dataset.target_scale, devices) for name in names}
+
+  eval_names = [name for name in dataset.splits if name != "train"]
+  try:
+    with interrupt.StopRequest() as stop:
+      for rows in loop.run(stop):
+        for epoch, metrics in rows:
+          log.write(epoch, "train", metrics)
+        epoch, train_metrics = rows[-1]
+        if epoch % config.log_every_epochs and epoch != config.num_epochs:
+          continue
+        evaluated = evaluate_splits(loop.state.params, eval_names)
+        line = f"Epoch {epoch}/{config.num_epochs}: train {format_metrics(train_metrics)}"
+        for name, metrics in evaluated.items():
+          log.write(epoch, name, metrics)
+          line += f"; {name} {format_metrics(metrics)}"
+        print(line, flush=True)
+        if epoch == config.num_epochs or (config.checkpoint_every_epochs and
+                                          epoch % config.checkpoint_every_epochs == 0):
+          loop.save({f"{split}/{k}": v for split, m in {"train": train_metrics, **evaluated}.items()
+                     for k, v in m.items()})
+  except Diverged as e:
+    status.update(status="diverged", message=str(e))
+    raise
+  finally:
+    log.close()
+    checkpoints.close()
+  if loop.stopped_by:
+    message = (f"Stopped by {loop.stopped_by} at step {loop.host_step}; checkpoint saved. "
+               f"Resume by running the same command again (same --workdir).")
+    status.update(status="preempted", preemptions=status.fields["preemptions"] + 1, message=message)
+    print(message)
+    return None
+  state = loop.state
+
+  final = evaluate_splits(state.params, list(dataset.splits))
   rows = records.read_metrics(workdir)
-  plots.plot_run(rows, workdir, config.get("name", config.model.name))
-  examples_trained = (config.num_epochs - start_epoch) * runner.steps_per_epoch * runner.batch_size
+  plots.plot_run(rows, workdir, config.name or config.model.name)
   summary = {
       "final": final,
       "epochs": config.num_epochs,
       "steps": int(state.step),
-      "compile_seconds": runner.compile_seconds,
-      "train_seconds": train_seconds,
-      "train_examples_per_second": examples_trained / train_seconds if train_seconds else None,
+      "compile_seconds": loop.compile_seconds,
+      "train_seconds": loop.train_seconds,
+      "train_examples_per_second": loop.examples_trained / loop.train_seconds if loop.train_seconds else None,
       "wall_seconds": time.perf_counter() - wall_start,
       **environment(),
   }
+  if dataset.reference_metrics:
+    summary["reference"] = dataset.reference_metrics
+  for name, metrics in final.items():
+    reference = dataset.reference_metrics.get(name, {})
+    print(f"Final {name}: {format_metrics(metrics)}" + (f" (reference: {format_metrics(reference)})" if reference else ""))
   if "test" in final and "accuracy" in final["test"]:
     print(f"Test accuracy: {final['test']['accuracy']:.2%}")
-  predictions = predict_examples(dataset, predict_fn, state.params, config.get("predict_examples", ()))
+  predictions = predict_examples(dataset, predict_fn, state.params, config.predict_examples, devices)
   if predictions:
     summary["predictions"] = predictions
   records.write_json(workdir / "summary.json", summary)
-  print(f"Compile {runner.compile_seconds:.2f} s, training {train_seconds:.2f} s after compilation, "
+  status.update(status="done", steps_done=int(state.step), epochs_done=config.num_epochs)
+  print(f"Compile {loop.compile_seconds:.2f} s, training {loop.train_seconds:.2f} s after compilation, "
         f"wall {summary['wall_seconds']:.2f} s. Run directory: {workdir}")
   return summary
 
 
-def predict_examples(dataset: Dataset, predict_fn, params, raw_inputs) -> list[dict]:
+def predict_examples(dataset: Dataset, predict_fn, params, raw_inputs, multiple: int = 1) -> list[dict]:
   """Predicts raw inputs (in the user's units), prints each and returns them as records."""
   if len(raw_inputs) == 0:
     return []
   raw = np.asarray(raw_inputs, np.float64)
-  values = dataset.decode_outputs(np.asarray(predict_fn(params, dataset.encode_inputs(raw)))).reshape(len(raw), -1)
+  outputs = predict_outputs(predict_fn, params, dataset.encode_inputs(raw), len(raw), multiple)
+  values = dataset.decode_outputs(outputs).reshape(len(raw), -1)
   results = []
   for inputs, value in zip(raw, values):
     print("Prediction:", dataset.describe_prediction(inputs, float(value[0])))
@@ -265,6 +245,6 @@ def restore_for_inference(workdir: pathlib.Path):
   config = ml_collections.ConfigDict(records.read_config(workdir))
   model = models.build(config.model)
   checkpoints = Checkpoints(workdir / "checkpoints", read_only=True)
-  params = checkpoints.restore_params()
+  params = checkpoints.restore_params(parallel.replicated(parallel.make_mesh()))
   checkpoints.close()
   return config, model, params

@@ -60,3 +60,22 @@ def test_make_train_cnn_two_step_smoke(tmp_path):
   assert {(r["epoch"], r["split"]) for r in rows} == {(1, "train"), (1, "test")}
   assert all({"loss", "accuracy"} <= set(r) for r in rows)
   assert (workdir / "loss.png").is_file() and (workdir / "accuracy.png").is_file()
+
+
+@pytest.mark.parametrize("target,expected_metrics", [
+    ("train-fnn", {"loss", "accuracy", "auc"}),
+    ("train-rnn", {"loss", "rmse"}),
+    ("train-lstm", {"loss", "rmse"}),
+    ("train-gru", {"loss", "rmse"}),
+])
+def test_make_train_targets_run_end_to_end(tmp_path, target, expected_metrics):
+  workdir = tmp_path / target
+  result = _make(target, workdir, "--config.num_epochs=2 --config.log_every_epochs=1")
+  assert result.returncode == 0, result.stderr
+  summary = json.loads((workdir / "summary.json").read_text())
+  assert expected_metrics <= set(summary["final"]["test"])
+  if "rmse" in expected_metrics:
+    assert summary["reference"]["test"]["naive_rmse"] > 0
+    assert "reference: naive_rmse" in result.stdout
+  rows = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+  assert [(r["epoch"], r["split"]) for r in rows] == [(1, "train"), (1, "test"), (2, "train"), (2, "test")]

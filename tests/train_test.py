@@ -8,7 +8,7 @@ import pytest
 import tensorflow_datasets as tfds
 
 from conftest import experiment
-from nn_jax import data, models, tasks, train
+from nn_jax import data, loop, models, tasks, train
 
 
 def _house():
@@ -32,11 +32,11 @@ def test_one_train_step_changes_the_parameters_and_lowers_the_loss():
 
 
 def test_epoch_order_is_a_function_of_seed_and_epoch():
-  a = train.epoch_permutation(0, 3, 1000)
-  assert np.array_equal(a, train.epoch_permutation(0, 3, 1000))
+  a = loop.epoch_permutation(0, 3, 1000)
+  assert np.array_equal(a, loop.epoch_permutation(0, 3, 1000))
   assert sorted(a) == list(range(1000))
-  assert not np.array_equal(a, train.epoch_permutation(0, 4, 1000))
-  assert not np.array_equal(a, train.epoch_permutation(1, 3, 1000))
+  assert not np.array_equal(a, loop.epoch_permutation(0, 4, 1000))
+  assert not np.array_equal(a, loop.epoch_permutation(1, 3, 1000))
 
 
 def test_evaluation_counts_every_example_once_with_a_partial_last_batch():

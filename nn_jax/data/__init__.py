@@ -2,12 +2,15 @@
 
 import ml_collections
 
-from nn_jax.data import house_prices, mnist
+from nn_jax.data import breast_cancer, house_prices, mnist, series
 from nn_jax.data.dataset import Dataset
 
 DATASETS = {
     "house_prices": house_prices.load,
     "mnist": mnist.load,
+    "breast_cancer": breast_cancer.load,
+    "sunspots": series.load_sunspots,
+    "noisy_sine": series.load_noisy_sine,
 }
 
 

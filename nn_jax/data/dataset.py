@@ -27,6 +27,8 @@ class Dataset:
   decode_outputs: Callable[[np.ndarray], np.ndarray] = _identity
   # Multiplies an error on normalized targets into the target's own units.
   target_scale: float = 1.0
+  # Metrics of simple references to beat, per split, e.g. {"test": {"naive_rmse": 21.3}}.
+  reference_metrics: dict = dataclasses.field(default_factory=dict)
 
   @property
   def input_shape(self) -> tuple[int, ...]:

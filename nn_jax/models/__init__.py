@@ -5,10 +5,12 @@ import ml_collections
 
 from nn_jax.models.cnn import CNN
 from nn_jax.models.mlp import MLP
+from nn_jax.models.rnn import SequenceRegressor
 
 MODELS = {
     "mlp": MLP,
     "cnn": CNN,
+    "sequence_regressor": SequenceRegressor,
 }
 
 

@@ -3,9 +3,8 @@
 from typing import Sequence
 
 import flax.linen as nn
-import jax.numpy as jnp
 
-ACTIVATIONS = {"sigmoid": nn.sigmoid, "relu": nn.relu, "tanh": jnp.tanh}
+from nn_jax.models.activations import ACTIVATIONS
 
 # "article": weights standard normal, biases ones, as the article initializes them;
 # "lecun": Flax's default (LeCun-normal weights, zero biases).

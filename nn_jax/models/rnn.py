@@ -1,0 +1,55 @@
+"""Recurrent sequence regressors: a plain RNN, LSTM or GRU cell scanned over time, then a Dense head."""
+
+import functools
+
+import flax.linen as nn
+
+from nn_jax.models.activations import ACTIVATIONS
+
+
+class LSTMCell(nn.LSTMCell):
+  """Flax's LSTMCell (same equations, parameter names and shapes) with Keras' forget-gate bias init.
+
+  Keras initializes the forget gate's bias to 1 (`unit_forget_bias=True`), so
+  the cell starts out remembering and gradients reach early steps; Flax
+  initializes every bias to 0. `forget_bias=0.0` gives Flax's cell exactly.
+  """
+  forget_bias: float = 1.0
+
+  @nn.compact
+  def __call__(self, carry, inputs):
+    c, h = carry
+    dense_i = functools.partial(nn.Dense, h.shape[-1], use_bias=False, kernel_init=self.kernel_init,
+                                dtype=self.dtype, param_dtype=self.param_dtype)
+
+    def dense_h(name, bias_init=self.bias_init):
+      return nn.Dense(h.shape[-1], kernel_init=self.recurrent_kernel_init, bias_init=bias_init,
+                      dtype=self.dtype, param_dtype=self.param_dtype, name=name)
+
+    i = self.gate_fn(dense_i(name="ii")(inputs) + dense_h("hi")(h))
+    f = self.gate_fn(dense_i(name="if")(inputs) + dense_h("hf", nn.initializers.constant(self.forget_bias))(h))
+    g = self.activation_fn(dense_i(name="ig")(inputs) + dense_h("hg")(h))
+    o = self.gate_fn(dense_i(name="io")(inputs) + dense_h("ho")(h))
+    new_c = f * c + i * g
+    new_h = o * self.activation_fn(new_c)
+    return (new_c, new_h), new_h
+
+
+# `activation` replaces each cell's tanh (the candidate and, in the LSTM, the
+# cell output), as Keras' `activation=` does; gates stay sigmoid.
+CELLS = {"simple": nn.SimpleCell, "lstm": LSTMCell, "gru": nn.GRUCell}
+
+
+class SequenceRegressor(nn.Module):
+  """Reads a (batch, time, features) window and predicts the next value(s) from the last hidden state."""
+  cell: str = "lstm"
+  units: int = 50
+  activation: str = "tanh"
+  outputs: int = 1
+
+  @nn.compact
+  def __call__(self, window):
+    cell = CELLS[self.cell](features=self.units, activation_fn=ACTIVATIONS[self.activation], name="cell")
+    # nn.RNN scans the cell over the time axis (axis 1): one compiled loop, not a Python one.
+    hidden_per_step = nn.RNN(cell, name="rnn")(window)
+    return nn.Dense(self.outputs, name="head")(hidden_per_step[:, -1])

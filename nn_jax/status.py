@@ -1,0 +1,34 @@
+"""status.json: what a run directory's run is doing, or how it ended.
+
+`status` is running, done, diverged or preempted. A run that finds "running"
+at its start knows the previous process died without a word (SIGKILL, OOM,
+power), and counts it in `kills`; SIGTERM and Ctrl-C count in `preemptions`.
+"""
+
+import datetime
+import json
+import pathlib
+
+from nn_jax import records
+
+
+class RunStatus:
+
+  def __init__(self, workdir: pathlib.Path):
+    self.path = workdir / "status.json"
+    self.fields = {"status": "new", "preemptions": 0, "kills": 0, "steps_done": 0, "epochs_done": 0,
+                   "last_checkpoint_step": None, "message": ""}
+    if self.path.is_file():
+      try:
+        self.fields.update(json.loads(self.path.read_text()))
+      except json.JSONDecodeError:
+        pass  # rewritten below; the checkpoints, not this file, decide where a run resumes
+
+  def start(self) -> None:
+    if self.fields["status"] == "running":
+      self.fields["kills"] += 1
+    self.update(status="running", message="")
+
+  def update(self, **fields) -> None:
+    self.fields.update(fields, updated=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
+    records.write_json(self.path, self.fields)
