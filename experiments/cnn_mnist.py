@@ -13,7 +13,7 @@ from nn_jax.config import base_config
 def get_config():
   config = base_config()
   config.name = "cnn_mnist"
-  config.model.update({"name": "cnn", "num_classes": 10})
+  config.model.update({"name": "cnn", "num_classes": 10, "conv_impl": "auto"})  # auto: fastest per backend
   config.dataset.update({
       "name": "mnist",
       "data_dir": "",  # "": $TFDS_DATA_DIR, else ~/tensorflow_datasets

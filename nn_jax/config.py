@@ -19,6 +19,13 @@ from nn_jax.errors import UserError
 OPTIMIZERS = ("sgd", "adam")
 
 
+def _choices() -> dict:
+  """Allowed values of model fields that name an option, checked when a config has the field."""
+  from nn_jax.models import activations, cnn, mlp, rnn
+  return {"activation": tuple(activations.ACTIVATIONS), "initializer": tuple(mlp.INITIALIZERS),
+          "cell": tuple(rnn.CELLS), "conv_impl": cnn.CONV_IMPLS}
+
+
 def load_config(spec: str) -> ml_collections.ConfigDict:
   path, _, arg = spec.partition(":")
   if not os.path.isfile(path):
@@ -95,6 +102,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
            f"config.optimizer.learning_rate must be positive, got {config.optimizer.learning_rate}")
   _require(config.model.name in models.MODELS,
            f"config.model.name {config.model.name!r} is not one of {', '.join(sorted(models.MODELS))}")
+  for field, allowed in _choices().items():
+    value = config.model.get(field)
+    _require(value is None or value in allowed,
+             f"config.model.{field} {value!r} is not one of {', '.join(allowed)}")
   _require(config.dataset.name in data.DATASETS,
            f"config.dataset.name {config.dataset.name!r} is not one of {', '.join(sorted(data.DATASETS))}")
   _require(config.loss in tasks.TASKS, f"config.loss {config.loss!r} is not one of {', '.join(sorted(tasks.TASKS))}")

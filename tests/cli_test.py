@@ -15,6 +15,7 @@ HOUSE = str(ROOT / "experiments" / "house_mlp.py")
     (["--config.optimizer.learning_rate=-0.1"], "learning_rate must be positive"),
     (["--config.optimizer.name=rmsprop"], "optimizer.name 'rmsprop' is not one of"),
     (["--config.model=3"], "is a group"),
+    (["--config.model.activation=swish"], "config.model.activation 'swish' is not one of"),
     (["--config.seed"], "malformed override"),
 ])
 def test_bad_train_config_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys, args, message):
@@ -24,6 +25,16 @@ def test_bad_train_config_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys
   assert code == 2
   assert message in err and err.count("\n") == 1
   assert not workdir.exists()
+
+
+@pytest.mark.parametrize("config,override,message", [
+    ("cnn_mnist.py", "--config.model.conv_impl=cudnn", "conv_impl 'cudnn' is not one of auto, xla, patches"),
+    ("recurrent_series.py", "--config.model.cell=transformer", "config.model.cell 'transformer' is not one of"),
+])
+def test_bad_model_choice_is_refused_before_any_work(tmp_path, capsys, config, override, message):
+  workdir = tmp_path / "run"
+  assert cli.main(["train", "--config", str(ROOT / "experiments" / config), "--workdir", str(workdir), override]) == 2
+  assert message in capsys.readouterr().err and not workdir.exists()
 
 
 def test_missing_workdir_is_one_line(capsys):

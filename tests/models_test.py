@@ -32,3 +32,35 @@ def test_house_mlp_is_2_4_1():
   hidden = jax.nn.sigmoid(jnp.array([[3.0, -2.0]]) @ params["hidden_0"]["kernel"] + params["hidden_0"]["bias"])
   out = model.apply({"params": params}, jnp.array([[3.0, -2.0]]))
   np.testing.assert_allclose(out, hidden @ params["output"]["kernel"] + params["output"]["bias"], rtol=1e-6)
+
+
+def test_cnn_implementations_share_params_and_agree():
+  x = jax.random.uniform(jax.random.key(1), (16, 28, 28, 1))
+  plain, fast = models.CNN(conv_impl="xla"), models.CNN(conv_impl="patches")
+  params = plain.init(jax.random.key(0), x)["params"]
+  fast_params = fast.init(jax.random.key(0), x)["params"]
+  # The same tree with the same initial values: checkpoints are interchangeable.
+  assert jax.tree_util.tree_structure(params) == jax.tree_util.tree_structure(fast_params)
+  for a, b in zip(jax.tree_util.tree_leaves(params), jax.tree_util.tree_leaves(fast_params)):
+    np.testing.assert_array_equal(a, b)
+  np.testing.assert_allclose(fast.apply({"params": params}, x), plain.apply({"params": params}, x), atol=1e-5)
+  # And the same gradients, pooling ties included (relu makes many zeros).
+  loss = lambda model: lambda p: model.apply({"params": p}, x).sum()
+  for a, b in zip(jax.tree_util.tree_leaves(jax.grad(loss(fast))(params)),
+                  jax.tree_util.tree_leaves(jax.grad(loss(plain))(params))):
+    np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-4)
+
+
+def test_max_pool_drops_odd_edges_like_valid_pooling():
+  from flax import linen as nn
+  from nn_jax.models.cnn import max_pool_2x2
+  x = jax.random.normal(jax.random.key(2), (2, 11, 11, 3))
+  np.testing.assert_array_equal(max_pool_2x2(x), nn.max_pool(x, (2, 2), strides=(2, 2)))
+
+
+def test_auto_picks_patches_on_cpu_and_xla_elsewhere(monkeypatch):
+  from nn_jax.models import cnn
+  assert cnn.resolve_conv_impl("auto") == "patches"  # these tests run on CPU
+  monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+  assert cnn.resolve_conv_impl("auto") == "xla"
+  assert cnn.resolve_conv_impl("patches") == "patches"

@@ -3,7 +3,8 @@
 import flax.linen as nn
 import ml_collections
 
-from nn_jax.models.cnn import CNN
+
+from nn_jax.models.cnn import CNN, CONV_IMPLS  # noqa: F401  (CONV_IMPLS: for config checks)
 from nn_jax.models.mlp import MLP
 from nn_jax.models.rnn import SequenceRegressor
 
