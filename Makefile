@@ -17,7 +17,7 @@ endif
 
 TRAIN := $(PY) -m nn_jax train
 
-.PHONY: venv test train-mlp train-cnn train-fnn train-rnn train-lstm train-gru clean
+.PHONY: venv test train-mlp train-cnn train-fnn train-rnn train-lstm train-gru sweep report clean
 
 venv: $(STAMP)
 
@@ -47,6 +47,14 @@ train-lstm: $(STAMP)
 
 train-gru: $(STAMP)
 	$(TRAIN) --config experiments/recurrent_series.py:gru --workdir $(or $(WORKDIR),runs/gru_series) $(ARGS)
+
+sweep: $(STAMP)
+	@test -n "$(SWEEP)" || { echo "make sweep: give SWEEP=experiments/sweeps/NAME.py" >&2; exit 2; }
+	$(PY) -m nn_jax sweep --sweep $(SWEEP) --workdir $(or $(WORKDIR),runs/sweeps/$(basename $(notdir $(SWEEP))))
+
+report: $(STAMP)
+	@test -n "$(DIR)" || { echo "make report: give DIR=runs/sweeps/NAME (and OUT=... to write elsewhere)" >&2; exit 2; }
+	$(PY) -m nn_jax report $(DIR) $(if $(OUT),--out $(OUT)) $(if $(METRIC),--metric $(METRIC))
 
 clean:
 	rm -rf runs .pytest_cache

@@ -1,4 +1,4 @@
-"""Command line: `python -m nn_jax train|predict ...`.
+"""Command line: `python -m nn_jax train|predict|sweep|report ...`.
 
 Every problem with the input is reported as one line on stderr with exit code
 2, before anything is written or computed.
@@ -29,6 +29,13 @@ def _parser() -> argparse.ArgumentParser:
   predict.add_argument("--workdir", required=True, help="a run directory written by `train`")
   predict.add_argument("--input", required=True, action="append",
                        help="comma-separated raw features, e.g. 110,7; repeat for more examples")
+  sweep = commands.add_parser("sweep", help="run a grid of experiments, seeds vectorized; resumes")
+  sweep.add_argument("--sweep", required=True, help="sweep file, e.g. experiments/sweeps/rnn_cells.py")
+  sweep.add_argument("--workdir", required=True, help="the sweep's folder; one run directory per grid point and seed")
+  report = commands.add_parser("report", help="tables and plots comparing every run below a folder")
+  report.add_argument("workdir", help="a sweep's folder, or any folder holding run directories")
+  report.add_argument("--metric", default="", help="SPLIT/NAME to plot, e.g. test/rmse (default: guessed)")
+  report.add_argument("--out", default="", help="write the report here instead of into WORKDIR")
   return parser
 
 
@@ -71,6 +78,21 @@ def _predict(args) -> None:
   train.predict_examples(dataset, lambda p, x: model.apply({"params": p}, x), params, raw)
 
 
+def _sweep(args) -> None:
+  from nn_jax import sweep
+  workdir = _workdir(args.workdir)
+  if not sweep.run_sweep(args.sweep, workdir):
+    print("Sweep stopped; run the same command again to finish it.")
+
+
+def _report(args) -> None:
+  from nn_jax import report
+  root = _workdir(args.workdir)
+  if not root.is_dir():
+    raise UserError(f"{args.workdir} does not exist; give a sweep's --workdir")
+  print(report.write_report(root, args.metric, pathlib.Path(args.out) if args.out else None), end="")
+
+
 def main(argv=None) -> int:
   # absl's INFO/WARNING chatter (orbax's OCDBT notes, TFDS's OpenCV hint) would bury the training log.
   logging.getLogger("absl").setLevel(logging.ERROR)
@@ -79,12 +101,10 @@ def main(argv=None) -> int:
   rest = [a for a in argv if not a.startswith("--config.")]
   try:
     args = _parser().parse_args(rest)
-    if args.command == "train":
-      _train(args, overrides)
-    else:
-      if overrides:
-        raise UserError("predict takes no --config.* overrides; it uses the run directory's config.json")
-      _predict(args)
+    if args.command != "train" and overrides:
+      raise UserError(f"{args.command} takes no --config.* overrides")
+    {"train": lambda: _train(args, overrides), "predict": lambda: _predict(args),
+     "sweep": lambda: _sweep(args), "report": lambda: _report(args)}[args.command]()
   except UserError as e:
     print(f"nn_jax: error: {e}", file=sys.stderr)
     return e.exit_code

@@ -31,3 +31,32 @@ def plot_metric(rows: list[dict], metric: str, path: pathlib.Path, title: str) -
 def plot_run(rows: list[dict], workdir: pathlib.Path, name: str) -> None:
   plot_metric(rows, "loss", workdir / "loss.png", f"{name}: loss")
   plot_metric(rows, "accuracy", workdir / "accuracy.png", f"{name}: accuracy")
+
+
+def plot_bands(curves: dict, metric: str, path: pathlib.Path) -> None:
+  """One mean line and a +/- std band per point; `curves` maps a label to (epochs, runs x epochs)."""
+  fig, ax = plt.subplots(figsize=(7, 4.5))
+  for label, (epochs, values) in curves.items():
+    mean, std = values.mean(axis=0), values.std(axis=0)
+    ax.plot(epochs, mean, label=f"{label} (n={len(values)})")
+    ax.fill_between(epochs, mean - std, mean + std, alpha=0.2)
+  ax.set_xlabel("epoch")
+  ax.set_ylabel(metric)
+  ax.grid(alpha=0.3)
+  ax.legend(fontsize=7)
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+
+
+def plot_bars(finals: dict, metric: str, path: pathlib.Path) -> None:
+  """The final metric per point: the mean as a bar, the std as its error bar."""
+  labels = list(finals)
+  fig, ax = plt.subplots(figsize=(max(5, 0.6 * len(labels) + 2), 4.5))
+  ax.bar(range(len(labels)), [finals[l].mean() for l in labels], yerr=[finals[l].std() for l in labels], capsize=3)
+  ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right", fontsize=7)
+  ax.set_ylabel(f"final {metric}")
+  ax.grid(alpha=0.3, axis="y")
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)

@@ -194,19 +194,27 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: pathlib.Path)
     status.update(status="preempted", preemptions=status.fields["preemptions"] + 1, message=message)
     print(message)
     return None
-  state = loop.state
 
-  final = evaluate_splits(state.params, list(dataset.splits))
-  rows = records.read_metrics(workdir)
-  plots.plot_run(rows, workdir, config.name or config.model.name)
+  timing = {"compile_seconds": loop.compile_seconds, "train_seconds": loop.train_seconds,
+            "examples_trained": loop.examples_trained, "wall_start": wall_start}
+  return finish_run(config, workdir, dataset, evaluate_splits(loop.state.params, list(dataset.splits)),
+                    int(loop.state.step), timing, status,
+                    lambda raw: predict_examples(dataset, predict_fn, loop.state.params, raw, devices))
+
+
+def finish_run(config, workdir: pathlib.Path, dataset: Dataset, final: dict, steps: int, timing: dict,
+               status: RunStatus, predict) -> dict:
+  """Writes a finished run's plots, summary.json and status, prints its results, returns the summary."""
+  plots.plot_run(records.read_metrics(workdir), workdir, config.name or config.model.name)
+  train_seconds = timing["train_seconds"]
   summary = {
       "final": final,
       "epochs": config.num_epochs,
-      "steps": int(state.step),
-      "compile_seconds": loop.compile_seconds,
-      "train_seconds": loop.train_seconds,
-      "train_examples_per_second": loop.examples_trained / loop.train_seconds if loop.train_seconds else None,
-      "wall_seconds": time.perf_counter() - wall_start,
+      "steps": steps,
+      "compile_seconds": timing["compile_seconds"],
+      "train_seconds": train_seconds,
+      "train_examples_per_second": timing["examples_trained"] / train_seconds if train_seconds else None,
+      "wall_seconds": time.perf_counter() - timing["wall_start"],
       **environment(),
   }
   if dataset.reference_metrics:
@@ -216,12 +224,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: pathlib.Path)
     print(f"Final {name}: {format_metrics(metrics)}" + (f" (reference: {format_metrics(reference)})" if reference else ""))
   if "test" in final and "accuracy" in final["test"]:
     print(f"Test accuracy: {final['test']['accuracy']:.2%}")
-  predictions = predict_examples(dataset, predict_fn, state.params, config.predict_examples, devices)
+  predictions = predict(config.predict_examples)
   if predictions:
     summary["predictions"] = predictions
   records.write_json(workdir / "summary.json", summary)
-  status.update(status="done", steps_done=int(state.step), epochs_done=config.num_epochs)
-  print(f"Compile {loop.compile_seconds:.2f} s, training {loop.train_seconds:.2f} s after compilation, "
+  status.update(status="done", steps_done=steps, epochs_done=config.num_epochs)
+  print(f"Compile {summary['compile_seconds']:.2f} s, training {train_seconds:.2f} s after compilation, "
         f"wall {summary['wall_seconds']:.2f} s. Run directory: {workdir}")
   return summary
 

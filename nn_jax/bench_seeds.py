@@ -1,0 +1,67 @@
+"""Benchmark: 8 seeds trained as one vmapped program vs one after another (a script, not a test).
+
+  python -m nn_jax.bench_seeds [--seeds 8]
+
+For the house MLP (2000 full-batch epochs) and the LSTM (sunspots, 100 epochs
+of batch 32) it prints the wall time of each way, with compilation and after
+it (the runs' own train_seconds), and the ratios. Both ways write ordinary run
+directories (metrics, checkpoints, summaries) into a temporary folder.
+"""
+
+import argparse
+import contextlib
+import io
+import pathlib
+import tempfile
+import time
+
+from nn_jax import config as config_lib
+from nn_jax import train, vectorized
+
+CASES = {
+    "house_mlp": ("experiments/house_mlp.py", {"checkpoint_every_epochs": 2000, "predict_examples": ()}),
+    "lstm": ("experiments/recurrent_series.py:lstm", {"checkpoint_every_epochs": 100}),
+}
+
+
+def _configs(spec: str, overrides: dict, seeds: int):
+  configs = []
+  for seed in range(seeds):
+    config = config_lib.load_config(spec)
+    for key, value in {**overrides, "progress": False, "seed": seed}.items():
+      config_lib.apply_override(config, f"{key}={value!r}")
+    configs.append(config)
+  return configs
+
+
+def measure(spec: str, overrides: dict, seeds: int) -> dict:
+  with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()):
+    root = pathlib.Path(tmp)
+    start = time.perf_counter()
+    summaries = vectorized.train_seeds(_configs(spec, overrides, seeds), [root / "v" / str(s) for s in range(seeds)])
+    vectorized_total = time.perf_counter() - start
+    vectorized_train = sum(s["train_seconds"] for s in summaries)
+    start = time.perf_counter()
+    sequential = [train.train_and_evaluate(c, root / "s" / str(c.seed)) for c in _configs(spec, overrides, seeds)]
+    sequential_total = time.perf_counter() - start
+    sequential_train = sum(s["train_seconds"] for s in sequential)
+  return {"vectorized_total": vectorized_total, "sequential_total": sequential_total,
+          "vectorized_train": vectorized_train, "sequential_train": sequential_train}
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--seeds", type=int, default=8)
+  args = parser.parse_args()
+  print(f"{args.seeds} seeds | sequential s (with compile / training only) | vectorized s (with compile / "
+        f"training only) | speed-up with compile | speed-up training only")
+  for name, (spec, overrides) in CASES.items():
+    m = measure(spec, overrides, args.seeds)
+    print(f"{name:9s} | {m['sequential_total']:7.2f} / {m['sequential_train']:7.2f} | "
+          f"{m['vectorized_total']:7.2f} / {m['vectorized_train']:7.2f} | "
+          f"{m['sequential_total'] / m['vectorized_total']:5.2f}x | "
+          f"{m['sequential_train'] / m['vectorized_train']:5.2f}x", flush=True)
+
+
+if __name__ == "__main__":
+  main()

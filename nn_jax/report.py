@@ -1,0 +1,107 @@
+"""`python -m nn_jax report DIR`: every run below DIR, compared.
+
+Runs are grouped into grid points by their config minus the seed; what varies
+between points names them. Writes into DIR:
+  runs.csv      one row per run: its point, seed, final metrics, train seconds
+  results.md    per point, mean +/- std over seeds of each final metric
+  curves.png    learning curve of `metric` per point: mean line, std band
+  final.png     bar chart of the final `metric` per point, std as error bars
+"""
+
+import csv
+import json
+import pathlib
+
+import numpy as np
+
+from nn_jax import plots, records
+from nn_jax.errors import UserError
+
+IGNORED = {"seed", "progress", "name"}  # differ between runs without making another grid point
+
+
+def find_runs(root: pathlib.Path) -> list[pathlib.Path]:
+  return sorted(path.parent for path in root.rglob("summary.json") if (path.parent / "config.json").is_file())
+
+
+def load_run(workdir: pathlib.Path) -> dict:
+  config = records.flatten(records.read_config(workdir))
+  summary = json.loads((workdir / "summary.json").read_text())
+  final = {f"{split}/{k}": v for split, metrics in summary["final"].items() for k, v in metrics.items()}
+  final.update({f"{split}/{k}": v for split, metrics in summary.get("reference", {}).items() for k, v in metrics.items()})
+  return {"workdir": workdir, "config": config, "final": final, "train_seconds": summary.get("train_seconds"),
+          "curves": records.read_metrics(workdir)}
+
+
+def _point_label(config: dict, varying: list[str]) -> str:
+  return ", ".join(f"{key}={config.get(key)}" for key in varying) or "all runs"
+
+
+def group(runs: list[dict]) -> tuple[list[str], dict[str, list[dict]]]:
+  """(the config keys that vary between runs, {point label: its runs})."""
+  keys = sorted({key for run in runs for key in run["config"]} - IGNORED)
+  varying = [key for key in keys if len({json.dumps(run["config"].get(key)) for run in runs}) > 1]
+  points: dict[str, list[dict]] = {}
+  for run in runs:
+    points.setdefault(_point_label(run["config"], varying), []).append(run)
+  return varying, points
+
+
+def default_metric(runs: list[dict]) -> str:
+  for metric in ("test/accuracy", "test/rmse", "test/loss", "train/loss"):
+    if all(metric in run["final"] for run in runs):
+      return metric
+  raise UserError("the runs share no final metric to report; pass --metric SPLIT/NAME")
+
+
+def mean_std(values) -> str:
+  values = np.asarray(values, np.float64)
+  return f"{values.mean():.4g} ± {values.std(ddof=1) if len(values) > 1 else 0.0:.2g}"
+
+
+def write_report(root: pathlib.Path, metric: str = "", out: pathlib.Path | None = None) -> str:
+  """Writes the report files into `out` (default: `root`) and returns the Markdown table."""
+  out = out or root
+  out.mkdir(parents=True, exist_ok=True)
+  runs = [load_run(workdir) for workdir in find_runs(root)]
+  if not runs:
+    raise UserError(f"no finished runs (folders with summary.json and config.json) below {root}")
+  metric = metric or default_metric(runs)
+  varying, points = group(runs)
+  metric_names = sorted({name for run in runs for name in run["final"]})
+
+  with open(out / "runs.csv", "w", newline="") as f:
+    writer = csv.writer(f)
+    writer.writerow(["workdir", "point", "seed", *metric_names, "train_seconds"])
+    for label, members in points.items():
+      for run in members:
+        writer.writerow([run["workdir"].relative_to(root), label, run["config"].get("seed"),
+                         *[run["final"].get(name, "") for name in metric_names], run["train_seconds"]])
+
+  shown = [name for name in metric_names if not name.startswith("train/grad")]
+  lines = ["| point | seeds | " + " | ".join(shown) + " | train s |",
+           "|---|---|" + "---|" * len(shown) + "---|"]
+  for label, members in points.items():
+    cells = [mean_std([run["final"][name] for run in members]) if all(name in run["final"] for run in members) else ""
+             for name in shown]
+    lines.append(f"| {label} | {len(members)} | " + " | ".join(cells) +
+                 f" | {mean_std([run['train_seconds'] for run in members])} |")
+  table = "\n".join(lines) + "\n"
+  (out / "results.md").write_text(f"Final metrics, mean ± std over seeds (`python -m nn_jax report {root}`).\n\n"
+                                   + table)
+
+  if "/" not in metric:
+    raise UserError(f"--metric {metric!r} must be SPLIT/NAME, e.g. test/rmse")
+  split, name = metric.split("/", 1)
+  curves = {}
+  for label, members in points.items():
+    per_run = [{row["epoch"]: row[name] for row in run["curves"] if row["split"] == split and name in row}
+               for run in members]
+    epochs = sorted(set.intersection(*(set(c) for c in per_run)))
+    if epochs:
+      curves[label] = (epochs, np.array([[c[e] for e in epochs] for c in per_run]))
+  plots.plot_bands(curves, metric, out / "curves.png")
+  finals = {label: np.array([run["final"][metric] for run in members]) for label, members in points.items()
+            if all(metric in run["final"] for run in members)}
+  plots.plot_bars(finals, metric, out / "final.png")
+  return table
