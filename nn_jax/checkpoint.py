@@ -72,8 +72,9 @@ class Checkpoints:
 
   def _set_aside(self, step: int, error: Exception) -> None:
     corrupt = self.directory.parent / "corrupt_checkpoints"
-    corrupt.mkdir(exist_ok=True)
-    shutil.move(str(self.directory / str(step)), str(corrupt / str(step)))
+    if parallel.is_primary():  # the other processes of a multi-host run skip it too, and move nothing
+      corrupt.mkdir(exist_ok=True)
+      shutil.move(str(self.directory / str(step)), str(corrupt / str(step)))
     self.manager.reload()
     print(f"Warning: checkpoint {step} is unreadable ({type(error).__name__}: {str(error).splitlines()[0][:120]}); "
           f"moved it to {corrupt / str(step)} and falling back to the one before.", flush=True)

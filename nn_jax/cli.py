@@ -6,6 +6,7 @@ Every problem with the input is reported as one line on stderr with exit code
 
 import argparse
 import logging
+import os
 import pathlib
 import sys
 
@@ -52,7 +53,10 @@ def _train(args, overrides) -> None:
     config_lib.apply_override(config, override)
   config_lib.validate(config)
   workdir = _workdir(args.workdir)
-  from nn_jax import train  # imported late: bad input is reported before JAX starts
+  from nn_jax import parallel, train  # imported late: bad input is reported before JAX starts
+  parallel.initialize_distributed(config.distributed)
+  if not parallel.is_primary():
+    sys.stdout = open(os.devnull, "w")  # one log for the whole job: process 0's
   train.train_and_evaluate(config, workdir)
 
 

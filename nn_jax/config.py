@@ -102,6 +102,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
            f"config.optimizer.learning_rate must be positive, got {config.optimizer.learning_rate}")
   _require(config.model.name in models.MODELS,
            f"config.model.name {config.model.name!r} is not one of {', '.join(sorted(models.MODELS))}")
+  _require(config.compute_dtype in models.COMPUTE_DTYPES,
+           f"config.compute_dtype {config.compute_dtype!r} is not one of {', '.join(models.COMPUTE_DTYPES)}")
   for field, allowed in _choices().items():
     value = config.model.get(field)
     _require(value is None or value in allowed,
@@ -130,6 +132,7 @@ def base_config() -> ml_collections.ConfigDict:
   config.loss = ""
   config.optimizer = ml_collections.ConfigDict({"name": "adam", "learning_rate": 1e-3})
   config.num_epochs = 1
+  config.compute_dtype = "float32"  # or "bfloat16": parameters stay float32
   config.batch_size = 0  # 0: full batch
   config.eval_batch_size = 1000
   config.log_every_epochs = 1  # also how many full-batch epochs one compiled scan runs
@@ -139,6 +142,16 @@ def base_config() -> ml_collections.ConfigDict:
   config.checkpoint_best_metric = ""  # e.g. "test/accuracy"; "": keep only the latest
   config.checkpoint_best_mode = "max"  # or "min"
   config.allow_config_change = False  # resume a workdir whose run had another config
+  # Multi-host: JAX's multi-controller runtime (README "Running on accelerators and clusters").
+  config.distributed = ml_collections.ConfigDict({
+      "auto": False,  # True: jax.distributed.initialize() detects the cluster (SLURM, Cloud TPU)
+      "coordinator_address": "",  # or give "host:port", the process count and this process's id
+      "num_processes": 1,
+      "process_id": 0,
+  })
   config.progress = True  # a progress bar per epoch, when stderr is a terminal
   config.predict_examples = ()  # raw inputs whose predictions are printed after training
+  # The run reports the wall time from launch until this evaluated metric first reaches the value.
+  config.target_metric = ""  # e.g. "test/accuracy"; "": none
+  config.target_value = 0.0
   return config

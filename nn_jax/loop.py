@@ -80,6 +80,7 @@ class EpochLoop:
     self.train_seconds = 0.0
     self.examples_trained = 0
 
+    self.mesh = mesh
     replicated = parallel.replicated(mesh)
     if self.full_batch:  # tiny data: every device holds all of it
       self.batch_data = jax.device_put((self.inputs, self.targets), replicated)
@@ -89,7 +90,7 @@ class EpochLoop:
     else:
       jitted = jax.jit(train_step, donate_argnums=0, in_shardings=(replicated, parallel.split_along_data(mesh)),
                        out_shardings=replicated)
-      example = (self.inputs[:self.batch_size], self.targets[:self.batch_size])
+      example = parallel.global_batch(mesh, (self.inputs[:self.batch_size], self.targets[:self.batch_size]))
       self.step = self._compile(jitted, state, example)
 
   def _compile(self, jitted, *args):
@@ -149,7 +150,8 @@ class EpochLoop:
     start = time.perf_counter()
     for batch in range(self.batch, self.steps_per_epoch):
       indices = order[batch * self.batch_size:(batch + 1) * self.batch_size]
-      self.state, metrics = self.step(self.state, (self.inputs[indices], self.targets[indices]))
+      batch_data = parallel.global_batch(self.mesh, (self.inputs[indices], self.targets[indices]))
+      self.state, metrics = self.step(self.state, batch_data)
       pending.append(metrics)
       self.batch, self.host_step = batch + 1, self.host_step + 1
       self.examples_trained += self.batch_size

@@ -46,14 +46,19 @@ def read_metrics(workdir: pathlib.Path) -> list[dict]:
 class MetricsLog:
   """Appends one JSON object per (epoch, split) to metrics.jsonl and mirrors it to TensorBoard."""
 
-  def __init__(self, workdir: pathlib.Path, resume_after_epoch: int = 0):
+  def __init__(self, workdir: pathlib.Path, resume_after_epoch: int = 0, enabled: bool = True):
     self.path = workdir / "metrics.jsonl"
+    self.enabled = enabled  # False on all but the primary process of a multi-host run
+    if not enabled:
+      return
     # A resumed run drops rows past its checkpoint, so the log reads as one run.
     kept = [row for row in read_metrics(workdir) if row["epoch"] <= resume_after_epoch]
     self.path.write_text("".join(json.dumps(row) + "\n" for row in kept))
     self.tensorboard = SummaryWriter(logdir=str(workdir / "tensorboard"))
 
   def write(self, epoch: int, split: str, metrics: dict) -> None:
+    if not self.enabled:
+      return
     row = {"epoch": epoch, "split": split, **{k: float(v) for k, v in metrics.items()}}
     with open(self.path, "a") as f:
       f.write(json.dumps(row) + "\n")
@@ -61,7 +66,8 @@ class MetricsLog:
       self.tensorboard.add_scalar(f"{split}/{name}", float(value), epoch)
 
   def close(self) -> None:
-    self.tensorboard.close()
+    if self.enabled:
+      self.tensorboard.close()
 
 
 def read_config(workdir: pathlib.Path) -> dict:

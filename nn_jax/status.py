@@ -14,7 +14,8 @@ from nn_jax import records
 
 class RunStatus:
 
-  def __init__(self, workdir: pathlib.Path):
+  def __init__(self, workdir: pathlib.Path, enabled: bool = True):
+    self.enabled = enabled  # False on all but the primary process of a multi-host run
     self.path = workdir / "status.json"
     self.fields = {"status": "new", "preemptions": 0, "kills": 0, "steps_done": 0, "epochs_done": 0,
                    "last_checkpoint_step": None, "message": ""}
@@ -31,4 +32,5 @@ class RunStatus:
 
   def update(self, **fields) -> None:
     self.fields.update(fields, updated=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
-    records.write_json(self.path, self.fields)
+    if self.enabled:
+      records.write_json(self.path, self.fields)

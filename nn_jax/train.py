@@ -19,6 +19,7 @@ import optax
 import orbax.checkpoint
 from flax.training import train_state
 
+import nn_jax
 from nn_jax import data, interrupt, models, parallel, plots, records, tasks
 from nn_jax.checkpoint import Checkpoints
 from nn_jax.data.dataset import Dataset
@@ -26,9 +27,9 @@ from nn_jax.errors import UserError
 from nn_jax.loop import Diverged, EpochLoop
 from nn_jax.status import RunStatus
 
-# Fields that only say how long or how verbosely to run; a resumed run may change them.
-RUN_LENGTH_FIELDS = {"num_epochs", "progress", "log_every_epochs", "checkpoint_every_epochs",
-                     "checkpoint_every_steps", "keep_checkpoints", "allow_config_change"}
+# Fields that say how long, how verbosely or where to run, not what; a resumed run may change them.
+RESUMABLE_CHANGES = {"num_epochs", "progress", "log_every_epochs", "checkpoint_every_epochs",
+                     "checkpoint_every_steps", "keep_checkpoints", "allow_config_change", "distributed"}
 
 
 def make_optimizer(optimizer_config: ml_collections.ConfigDict) -> optax.GradientTransformation:
@@ -65,24 +66,25 @@ def make_train_step(task: tasks.Task):
   return train_step
 
 
-def predict_outputs(predict_fn, params, inputs: np.ndarray, batch_size: int, multiple: int = 1) -> np.ndarray:
+def predict_outputs(predict_fn, params, inputs: np.ndarray, batch_size: int, multiple: int = 1,
+                    place=lambda batch: batch) -> np.ndarray:
   """Model outputs for every input. Batches are padded to one fixed size (a multiple of the
   device count), so one compiled shape serves all; the padding is sliced off, so every
-  example counts exactly once."""
+  example counts exactly once. `place` puts a host batch onto the devices."""
   n = len(inputs)
   batch_size = parallel.round_up(min(batch_size, n), multiple)
   outputs = []
   for start in range(0, n, batch_size):
     chunk = inputs[start:start + batch_size]
     padded = np.concatenate([chunk, np.zeros((batch_size - len(chunk), *chunk.shape[1:]), chunk.dtype)])
-    outputs.append(np.asarray(predict_fn(params, padded))[:len(chunk)])
+    outputs.append(np.asarray(predict_fn(params, place(padded)))[:len(chunk)])
   return np.concatenate(outputs)
 
 
 def evaluate(predict_fn, params, split, task: tasks.Task, batch_size: int, target_scale: float,
-             multiple: int = 1) -> dict:
+             multiple: int = 1, place=lambda batch: batch) -> dict:
   inputs, targets = split
-  outputs = predict_outputs(predict_fn, params, inputs, batch_size, multiple)
+  outputs = predict_outputs(predict_fn, params, inputs, batch_size, multiple, place)
   metrics = {k: float(v) for k, v in task.metrics(jnp.asarray(outputs), jnp.asarray(targets)).items()}
   metrics.update(task.split_metrics(outputs, targets, target_scale))
   return metrics
@@ -113,7 +115,7 @@ def check_resumable(config: ml_collections.ConfigDict, workdir: pathlib.Path) ->
   saved = records.flatten(records.read_config(workdir))
   wanted = records.flatten(records.config_to_dict(config))
   changed = [f"{key}: {saved.get(key)!r} -> {wanted.get(key)!r}" for key in sorted(set(saved) | set(wanted))
-             if key.split(".")[0] not in RUN_LENGTH_FIELDS and saved.get(key) != wanted.get(key)]
+             if key.split(".")[0] not in RESUMABLE_CHANGES and saved.get(key) != wanted.get(key)]
   if changed and not config.get("allow_config_change", False):
     raise UserError(f"{workdir} holds a run with another config ({'; '.join(changed[:4])}"
                     f"{'; ...' if len(changed) > 4 else ''}); use a new --workdir, or pass "
@@ -133,10 +135,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: pathlib.Path)
     parallel.check_batch_size(config.batch_size, mesh)
   dataset = data.load(config.dataset)
   task = tasks.TASKS[config.loss]
-  model = models.build(config.model)
+  model = models.build(config.model, config.compute_dtype)
+  primary = parallel.is_primary()
   workdir.mkdir(parents=True, exist_ok=True)
-  status = RunStatus(workdir)
-  records.write_config(workdir, config)
+  status = RunStatus(workdir, enabled=primary)
+  if primary:
+    records.write_config(workdir, config)
 
   replicated = parallel.replicated(mesh)
   state = jax.device_put(initial_state(config, model, dataset.input_shape), replicated)
@@ -154,16 +158,19 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: pathlib.Path)
     status.update(steps_done=int(state.step), epochs_done=position["epoch"], last_checkpoint_step=int(state.step))
 
   loop = EpochLoop(config, dataset, make_train_step(task), mesh, state, progress, save)
-  log = records.MetricsLog(workdir, resume_after_epoch=loop.epoch)
+  log = records.MetricsLog(workdir, resume_after_epoch=loop.epoch, enabled=primary)
   predict_fn = jax.jit(lambda params, x: model.apply({"params": params}, x),
-                       in_shardings=(replicated, parallel.split_along_data(mesh)))
+                       in_shardings=(replicated, parallel.split_along_data(mesh)), out_shardings=replicated)
   devices = mesh.devices.size
+  place = lambda batch: parallel.global_batch(mesh, batch)
 
   def evaluate_splits(params, names) -> dict:
     return {name: evaluate(predict_fn, params, dataset.splits[name], task, config.eval_batch_size,
-                           dataset.target_scale, devices) for name in names}
+                           dataset.target_scale, devices, place) for name in names}
 
   eval_names = [name for name in dataset.splits if name != "train"]
+  target_split, _, target_name = config.target_metric.partition("/")
+  time_to_target = None  # measured only when reached in this process: a resumed run's clock restarted
   try:
     with interrupt.StopRequest() as stop:
       for rows in loop.run(stop):
@@ -178,6 +185,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: pathlib.Path)
           log.write(epoch, name, metrics)
           line += f"; {name} {format_metrics(metrics)}"
         print(line, flush=True)
+        reached = evaluated.get(target_split, {}).get(target_name)
+        if reached is not None and reached >= config.target_value and time_to_target is None:
+          time_to_target = {"metric": config.target_metric, "value": config.target_value, "epoch": epoch,
+                            "seconds_from_launch": time.time() - nn_jax.LAUNCH_TIME}
+          print(f"{config.target_metric} reached {config.target_value} at epoch {epoch}, "
+                f"{time_to_target['seconds_from_launch']:.1f} s after launch.")
         if epoch == config.num_epochs or (config.checkpoint_every_epochs and
                                           epoch % config.checkpoint_every_epochs == 0):
           loop.save({f"{split}/{k}": v for split, m in {"train": train_metrics, **evaluated}.items()
@@ -196,16 +209,18 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: pathlib.Path)
     return None
 
   timing = {"compile_seconds": loop.compile_seconds, "train_seconds": loop.train_seconds,
-            "examples_trained": loop.examples_trained, "wall_start": wall_start}
+            "examples_trained": loop.examples_trained, "wall_start": wall_start, "time_to_target": time_to_target}
   return finish_run(config, workdir, dataset, evaluate_splits(loop.state.params, list(dataset.splits)),
                     int(loop.state.step), timing, status,
-                    lambda raw: predict_examples(dataset, predict_fn, loop.state.params, raw, devices))
+                    lambda raw: predict_examples(dataset, predict_fn, loop.state.params, raw, devices, place))
 
 
 def finish_run(config, workdir: pathlib.Path, dataset: Dataset, final: dict, steps: int, timing: dict,
                status: RunStatus, predict) -> dict:
   """Writes a finished run's plots, summary.json and status, prints its results, returns the summary."""
-  plots.plot_run(records.read_metrics(workdir), workdir, config.name or config.model.name)
+  primary = parallel.is_primary()
+  if primary:
+    plots.plot_run(records.read_metrics(workdir), workdir, config.name or config.model.name)
   train_seconds = timing["train_seconds"]
   summary = {
       "final": final,
@@ -219,6 +234,8 @@ def finish_run(config, workdir: pathlib.Path, dataset: Dataset, final: dict, ste
   }
   if dataset.reference_metrics:
     summary["reference"] = dataset.reference_metrics
+  if timing.get("time_to_target"):
+    summary["time_to_target"] = timing["time_to_target"]
   for name, metrics in final.items():
     reference = dataset.reference_metrics.get(name, {})
     print(f"Final {name}: {format_metrics(metrics)}" + (f" (reference: {format_metrics(reference)})" if reference else ""))
@@ -227,19 +244,21 @@ def finish_run(config, workdir: pathlib.Path, dataset: Dataset, final: dict, ste
   predictions = predict(config.predict_examples)
   if predictions:
     summary["predictions"] = predictions
-  records.write_json(workdir / "summary.json", summary)
+  if primary:
+    records.write_json(workdir / "summary.json", summary)
   status.update(status="done", steps_done=steps, epochs_done=config.num_epochs)
   print(f"Compile {summary['compile_seconds']:.2f} s, training {train_seconds:.2f} s after compilation, "
         f"wall {summary['wall_seconds']:.2f} s. Run directory: {workdir}")
   return summary
 
 
-def predict_examples(dataset: Dataset, predict_fn, params, raw_inputs, multiple: int = 1) -> list[dict]:
+def predict_examples(dataset: Dataset, predict_fn, params, raw_inputs, multiple: int = 1,
+                     place=lambda batch: batch) -> list[dict]:
   """Predicts raw inputs (in the user's units), prints each and returns them as records."""
   if len(raw_inputs) == 0:
     return []
   raw = np.asarray(raw_inputs, np.float64)
-  outputs = predict_outputs(predict_fn, params, dataset.encode_inputs(raw), len(raw), multiple)
+  outputs = predict_outputs(predict_fn, params, dataset.encode_inputs(raw), len(raw), multiple, place)
   values = dataset.decode_outputs(outputs).reshape(len(raw), -1)
   results = []
   for inputs, value in zip(raw, values):
@@ -251,7 +270,7 @@ def predict_examples(dataset: Dataset, predict_fn, params, raw_inputs, multiple:
 def restore_for_inference(workdir: pathlib.Path):
   """(config, model, params) of a run's latest checkpoint, without its optimizer state."""
   config = ml_collections.ConfigDict(records.read_config(workdir))
-  model = models.build(config.model)
+  model = models.build(config.model, config.get("compute_dtype", "float32"))
   checkpoints = Checkpoints(workdir / "checkpoints", read_only=True)
   params = checkpoints.restore_params(parallel.replicated(parallel.make_mesh()))
   checkpoints.close()

@@ -54,7 +54,7 @@ def train_seeds(configs, workdirs) -> list[dict]:
   seeds = [config.seed for config in configs]
   dataset = data.load(base.dataset)
   task = tasks.TASKS[base.loss]
-  model = models.build(base.model)
+  model = models.build(base.model, base.compute_dtype)
   alone = [train.initial_state(c, model, dataset.input_shape) for c in configs]
   stack = lambda *trees: jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *trees)
   # One apply_fn and optimizer for all (their static fields must be the same objects to stack).

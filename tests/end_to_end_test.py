@@ -50,7 +50,7 @@ def test_make_train_mlp_writes_a_complete_run_directory(tmp_path):
 def test_make_train_cnn_two_step_smoke(tmp_path):
   workdir = tmp_path / "cnn"
   args = ("--config.num_epochs=1 --config.batch_size=50 --config.dataset.train_examples=100 "
-          "--config.dataset.test_examples=300 --config.eval_batch_size=128")
+          "--config.dataset.test_examples=300 --config.eval_batch_size=128 --config.target_value=0.0")
   result = _make("train-cnn", workdir, args)
   assert result.returncode == 0, result.stderr
   assert "Test accuracy: " in result.stdout
@@ -60,6 +60,10 @@ def test_make_train_cnn_two_step_smoke(tmp_path):
   assert {(r["epoch"], r["split"]) for r in rows} == {(1, "train"), (1, "test")}
   assert all({"loss", "accuracy"} <= set(r) for r in rows)
   assert (workdir / "loss.png").is_file() and (workdir / "accuracy.png").is_file()
+  # Any accuracy reaches 0.0 at the first evaluation: the run times it from launch.
+  target = summary["time_to_target"]
+  assert target["metric"] == "test/accuracy" and target["epoch"] == 1
+  assert 0 < target["seconds_from_launch"] < summary["wall_seconds"] + 30
 
 
 @pytest.mark.parametrize("target,expected_metrics", [

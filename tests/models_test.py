@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from conftest import experiment
 from nn_jax import models
@@ -64,3 +65,24 @@ def test_auto_picks_patches_on_cpu_and_xla_elsewhere(monkeypatch):
   monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
   assert cnn.resolve_conv_impl("auto") == "xla"
   assert cnn.resolve_conv_impl("patches") == "patches"
+
+
+@pytest.mark.parametrize("name,variant,shape", [("cnn_mnist", "", (4, 28, 28, 1)),
+                                                ("recurrent_series", ":simple", (4, 10, 1)),
+                                                ("recurrent_series", ":lstm", (4, 10, 1)),
+                                                ("recurrent_series", ":gru", (4, 10, 1)),
+                                                ("fnn_binary", "", (4, 10))])
+def test_bfloat16_computes_in_bf16_with_float32_params(name, variant, shape):
+  from conftest import ROOT
+  from nn_jax import config as config_lib
+  config = config_lib.load_config(str(ROOT / "experiments" / f"{name}.py") + variant)
+  x = jax.random.normal(jax.random.key(0), shape)
+  fp32, bf16 = models.build(config.model), models.build(config.model, "bfloat16")
+  params = fp32.init(jax.random.key(1), x)["params"]
+  assert all(a.dtype == jnp.float32 for a in jax.tree_util.tree_leaves(bf16.init(jax.random.key(1), x)))
+  out32, out16 = fp32.apply({"params": params}, x), bf16.apply({"params": params}, x)
+  assert out16.dtype == jnp.float32  # the loss sees float32
+  assert not np.array_equal(out32, out16)  # but it was computed in bf16 ...
+  np.testing.assert_allclose(out16, out32, atol=0.1, rtol=0.1)  # ... to bf16's precision
+  # bf16 appears in the computation itself.
+  assert "bf16" in jax.jit(lambda p, x: bf16.apply({"params": p}, x)).lower(params, x).as_text()

@@ -1,6 +1,7 @@
 """Models by name. Adding one: a linen module, registered here; `config.model` holds its fields."""
 
 import flax.linen as nn
+import jax.numpy as jnp
 import ml_collections
 
 
@@ -15,6 +16,13 @@ MODELS = {
 }
 
 
-def build(model_config: ml_collections.ConfigDict) -> nn.Module:
+COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+
+
+def build(model_config: ml_collections.ConfigDict, compute_dtype: str = "float32") -> nn.Module:
+  """The model `model_config` names; `compute_dtype` is its computation's, its parameters stay float32.
+
+  bfloat16 has float32's exponent range, so it needs no loss scaling (float16 would).
+  """
   kwargs = {k: v for k, v in model_config.items() if k != "name"}
-  return MODELS[model_config.name](**kwargs)
+  return MODELS[model_config.name](**kwargs, dtype=COMPUTE_DTYPES[compute_dtype])

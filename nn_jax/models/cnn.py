@@ -27,6 +27,7 @@ class PatchConv(nn.Module):
   kernel_size: tuple[int, int] = (3, 3)
   kernel_init: nn.initializers.Initializer = nn.initializers.lecun_normal()
   bias_init: nn.initializers.Initializer = nn.initializers.zeros_init()
+  dtype: jnp.dtype = jnp.float32
 
   @nn.compact
   def __call__(self, x):
@@ -34,6 +35,7 @@ class PatchConv(nn.Module):
     channels = x.shape[-1]
     kernel = self.param("kernel", self.kernel_init, (kh, kw, channels, self.features))
     bias = self.param("bias", self.bias_init, (self.features,))
+    x, kernel, bias = x.astype(self.dtype), kernel.astype(self.dtype), bias.astype(self.dtype)
     out_h, out_w = x.shape[1] - kh + 1, x.shape[2] - kw + 1
     # (B, out_h, out_w, kh*kw*C), ordered (i, j, c) to match kernel.reshape(kh*kw*C, F).
     patches = jnp.concatenate([x[:, i:i + out_h, j:j + out_w, :] for i in range(kh) for j in range(kw)], axis=-1)
@@ -56,17 +58,18 @@ class CNN(nn.Module):
   """
   num_classes: int = 10
   conv_impl: str = "auto"
+  dtype: jnp.dtype = jnp.float32  # computation; parameters stay float32
 
   @nn.compact
   def __call__(self, x):
     if resolve_conv_impl(self.conv_impl) == "xla":
-      conv = lambda features, name: nn.Conv(features, (3, 3), padding="VALID", name=name)
+      conv = lambda features, name: nn.Conv(features, (3, 3), padding="VALID", dtype=self.dtype, name=name)
       pool = lambda y: nn.max_pool(y, (2, 2), strides=(2, 2))
     else:
-      conv = lambda features, name: PatchConv(features, (3, 3), name=name)
+      conv = lambda features, name: PatchConv(features, (3, 3), dtype=self.dtype, name=name)
       pool = max_pool_2x2
     x = pool(nn.relu(conv(32, "conv_0")(x)))
     x = pool(nn.relu(conv(64, "conv_1")(x)))
     x = x.reshape((x.shape[0], -1))
-    x = nn.relu(nn.Dense(128, name="dense_0")(x))
-    return nn.Dense(self.num_classes, name="logits")(x)
+    x = nn.relu(nn.Dense(128, dtype=self.dtype, name="dense_0")(x))
+    return nn.Dense(self.num_classes, dtype=self.dtype, name="logits")(x).astype(jnp.float32)

@@ -3,6 +3,7 @@
 from typing import Sequence
 
 import flax.linen as nn
+import jax.numpy as jnp
 
 from nn_jax.models.activations import ACTIVATIONS
 
@@ -24,12 +25,14 @@ class MLP(nn.Module):
   output_units: int = 1
   activation: str = "relu"
   initializer: str = "lecun"
+  dtype: jnp.dtype = jnp.float32  # computation; parameters stay float32
 
   @nn.compact
   def __call__(self, x):
     kernel_init, bias_init = INITIALIZERS[self.initializer]
+    dense = lambda units, name: nn.Dense(units, kernel_init=kernel_init, bias_init=bias_init, dtype=self.dtype,
+                                         name=name)
     x = x.reshape((x.shape[0], -1))
     for i, units in enumerate(self.hidden_units):
-      x = nn.Dense(units, kernel_init=kernel_init, bias_init=bias_init, name=f"hidden_{i}")(x)
-      x = ACTIVATIONS[self.activation](x)
-    return nn.Dense(self.output_units, kernel_init=kernel_init, bias_init=bias_init, name="output")(x)
+      x = ACTIVATIONS[self.activation](dense(units, f"hidden_{i}")(x))
+    return dense(self.output_units, "output")(x).astype(jnp.float32)

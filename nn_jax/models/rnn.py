@@ -3,6 +3,7 @@
 import functools
 
 import flax.linen as nn
+import jax.numpy as jnp
 
 from nn_jax.models.activations import ACTIVATIONS
 
@@ -46,10 +47,16 @@ class SequenceRegressor(nn.Module):
   units: int = 50
   activation: str = "tanh"
   outputs: int = 1
+  dtype: jnp.dtype = jnp.float32  # computation; parameters stay float32
 
   @nn.compact
   def __call__(self, window):
-    cell = CELLS[self.cell](features=self.units, activation_fn=ACTIVATIONS[self.activation], name="cell")
+    cell = CELLS[self.cell](features=self.units, activation_fn=ACTIVATIONS[self.activation], dtype=self.dtype,
+                            name="cell")
+    # The LSTM's and GRU's state updates promote to float32; the plain RNN's state is its
+    # output, in the compute dtype, so its initial carry must be too.
+    initial_carry = jnp.zeros((window.shape[0], self.units), self.dtype) if self.cell == "simple" else None
     # nn.RNN scans the cell over the time axis (axis 1): one compiled loop, not a Python one.
-    hidden_per_step = nn.RNN(cell, name="rnn")(window)
-    return nn.Dense(self.outputs, name="head")(hidden_per_step[:, -1])
+    hidden_per_step = nn.RNN(cell, name="rnn")(window, initial_carry=initial_carry)
+    head = nn.Dense(self.outputs, dtype=self.dtype, name="head")
+    return head(hidden_per_step[:, -1]).astype(jnp.float32)

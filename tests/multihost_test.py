@@ -1,0 +1,71 @@
+"""Multi-host: two processes on 127.0.0.1 (jax.distributed, CPU collectives) train as one."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import jax
+import numpy as np
+
+from conftest import ROOT
+from nn_jax import train
+
+CNN = str(ROOT / "experiments" / "cnn_mnist.py")
+MOCK_CLI = [sys.executable, str(ROOT / "tests" / "mock_mnist_cli.py")]
+SMALL = ["--config.num_epochs=2", "--config.batch_size=16", "--config.dataset.train_examples=64",
+         "--config.dataset.test_examples=40", "--config.eval_batch_size=16", "--config.progress=False"]
+
+
+def _free_port() -> int:
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    return s.getsockname()[1]
+
+
+def test_two_processes_match_one(tmp_path):
+  single = subprocess.run(MOCK_CLI + ["train", "--config", CNN, "--workdir", str(tmp_path / "one"), *SMALL],
+                          capture_output=True, text=True, cwd=ROOT, timeout=300)
+  assert single.returncode == 0, single.stderr
+
+  address = f"127.0.0.1:{_free_port()}"
+  processes = [subprocess.Popen(
+      MOCK_CLI + ["train", "--config", CNN, "--workdir", str(tmp_path / "two"), *SMALL,
+                  f"--config.distributed.coordinator_address={address}", "--config.distributed.num_processes=2",
+                  f"--config.distributed.process_id={i}"],
+      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT) for i in range(2)]
+  outputs = [p.communicate(timeout=300) for p in processes]
+  for process, (out, err) in zip(processes, outputs):
+    assert process.returncode == 0, err[-3000:]
+  assert "Test accuracy" in outputs[0][0] and "Epoch" not in outputs[1][0]  # one log, process 0's
+
+  summary = json.loads((tmp_path / "two" / "summary.json").read_text())
+  assert summary["device_count"] == 2 and summary["steps"] == 8
+  one_rows = (tmp_path / "one" / "metrics.jsonl").read_text().splitlines()
+  two_rows = (tmp_path / "two" / "metrics.jsonl").read_text().splitlines()
+  assert len(one_rows) == len(two_rows) == 4
+  for a, b in zip(one_rows, two_rows):
+    a, b = json.loads(a), json.loads(b)
+    assert (a["epoch"], a["split"]) == (b["epoch"], b["split"])
+    np.testing.assert_allclose(a["loss"], b["loss"], rtol=1e-4)
+  one, two = (train.restore_for_inference(tmp_path / name)[2] for name in ("one", "two"))
+  for a, b in zip(jax.tree_util.tree_leaves(one), jax.tree_util.tree_leaves(two)):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_four_devices_train_like_one(tmp_path):
+  fnn = str(ROOT / "experiments" / "fnn_binary.py")
+  args = ["--config.num_epochs=2", "--config.progress=False"]
+  runs = {}
+  for devices in (1, 4):
+    workdir = tmp_path / str(devices)
+    result = subprocess.run([sys.executable, "-m", "nn_jax", "train", "--config", fnn, "--workdir", str(workdir), *args],
+                            capture_output=True, text=True, cwd=ROOT, timeout=300,
+                            env={**os.environ,
+                                 "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"})
+    assert result.returncode == 0, result.stderr
+    assert json.loads((workdir / "summary.json").read_text())["device_count"] == devices
+    runs[devices] = train.restore_for_inference(workdir)[2]
+  for a, b in zip(jax.tree_util.tree_leaves(runs[1]), jax.tree_util.tree_leaves(runs[4])):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
