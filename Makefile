@@ -17,7 +17,7 @@ endif
 
 TRAIN := $(PY) -m nn_jax train
 
-.PHONY: venv test train-mlp train-cnn train-fnn train-rnn train-lstm train-gru sweep report clean
+.PHONY: venv test train-mlp train-cnn train-fnn train-rnn train-lstm train-gru sweep report bench clean
 
 venv: $(STAMP)
 
@@ -55,6 +55,9 @@ sweep: $(STAMP)
 report: $(STAMP)
 	@test -n "$(DIR)" || { echo "make report: give DIR=runs/sweeps/NAME (and OUT=... to write elsewhere)" >&2; exit 2; }
 	$(PY) -m nn_jax report $(DIR) $(if $(OUT),--out $(OUT)) $(if $(METRIC),--metric $(METRIC))
+
+bench: $(STAMP)
+	$(PY) -m nn_jax.bench
 
 clean:
 	rm -rf runs .pytest_cache

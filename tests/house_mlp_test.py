@@ -4,23 +4,8 @@ import jax
 import numpy as np
 
 from conftest import experiment
-from nn_jax import data, models, train
+from nn_jax import data, models, numpy_reference, train
 from nn_jax.data import house_prices
-
-
-def numpy_article_training(params: dict, x: np.ndarray, y: np.ndarray, lr: float, epochs: int) -> dict:
-  """The article's loop, written out: sigmoid hidden layer, linear output, gradient of half the MSE."""
-  w1, b1 = params["hidden_0"]["kernel"], params["hidden_0"]["bias"]
-  w2, b2 = params["output"]["kernel"], params["output"]["bias"]
-  n = len(x)
-  for _ in range(epochs):
-    hidden = 1.0 / (1.0 + np.exp(-(x @ w1 + b1)))
-    error = (hidden @ w2 + b2) - y
-    d_out = error / n
-    d_hidden = (d_out @ w2.T) * hidden * (1.0 - hidden)
-    w2, b2 = w2 - lr * hidden.T @ d_out, b2 - lr * d_out.sum(axis=0)
-    w1, b1 = w1 - lr * x.T @ d_hidden, b1 - lr * d_hidden.sum(axis=0)
-  return {"hidden_0": {"kernel": w1, "bias": b1}, "output": {"kernel": w2, "bias": b2}}
 
 
 def test_data_is_standardized_with_population_statistics():
@@ -48,7 +33,7 @@ def test_2000_epochs_match_the_numpy_update_rule(tmp_path, quiet_progress):
   initial = jax.tree_util.tree_map(lambda a: np.asarray(a, np.float64),
                                    train.initial_state(config, model, dataset.input_shape).params)
   x, y = (a.astype(np.float64) for a in dataset.splits["train"])
-  expected = numpy_article_training(initial, x, y, lr=0.01, epochs=2000)
+  expected = numpy_reference.train_article_mlp(initial, x, y, lr=0.01, epochs=2000)
 
   train.train_and_evaluate(config, tmp_path)
   _, _, trained = train.restore_for_inference(tmp_path)
