@@ -29,6 +29,8 @@ def load_run(workdir: pathlib.Path) -> dict:
   summary = json.loads((workdir / "summary.json").read_text())
   final = {f"{split}/{k}": v for split, metrics in summary["final"].items() for k, v in metrics.items()}
   final.update({f"{split}/{k}": v for split, metrics in summary.get("reference", {}).items() for k, v in metrics.items()})
+  final.update({"predict(" + ",".join(f"{v:g}" for v in p["input"]) + ")": p["prediction"]
+                for p in summary.get("predictions", [])})
   return {"workdir": workdir, "config": config, "final": final, "train_seconds": summary.get("train_seconds"),
           "curves": records.read_metrics(workdir)}
 

@@ -91,7 +91,7 @@ def test_plain_rnn_gradient_vanishes_and_the_lstm_keeps_more_of_it():
 def test_every_cell_beats_the_naive_baseline_on_a_noisy_sine(tmp_path, cell, quiet_progress):
   from conftest import experiment
   from nn_jax import train
-  config = experiment(f"recurrent_series", "dataset.name=noisy_sine", "num_epochs=30",
+  config = experiment("recurrent_series", "dataset.name=noisy_sine", "num_epochs=30",
                       "log_every_epochs=30", "checkpoint_every_epochs=0")
   config.model.cell = cell
   summary = train.train_and_evaluate(config, tmp_path)
