@@ -56,9 +56,11 @@ class Checkpoints:
     """(state, progress) from the newest readable checkpoint, or (state, None) when there is none.
 
     An unreadable checkpoint (truncated, garbled) is moved aside to
-    `corrupt_checkpoints/` with a warning, and the one before it is tried.
+    `corrupt_checkpoints/` with a warning, and the one before it is tried; when
+    none is readable the run stops rather than silently start over.
     """
-    for step in sorted(self.manager.all_steps(), reverse=True):
+    steps = sorted(self.manager.all_steps(), reverse=True)
+    for step in steps:
       try:
         restored = self.manager.restore(step, args=ocp.args.Composite(
             params=ocp.args.StandardRestore(parallel.abstract_like(state.params, sharding)),
@@ -68,6 +70,10 @@ class Checkpoints:
         self._set_aside(step, e)
         continue
       return state.replace(step=step, params=restored.params, opt_state=restored.opt_state), restored.progress
+    if steps:
+      raise UserError(f"none of the checkpoints under {self.directory} is readable (moved to "
+                      f"{self.directory.parent / 'corrupt_checkpoints'}); to start this run over, remove "
+                      f"{self.directory.parent} or use a new --workdir", exit_code=1)
     return state, None
 
   def _set_aside(self, step: int, error: Exception) -> None:

@@ -32,19 +32,26 @@ def load_run(workdir: pathlib.Path) -> dict:
   final.update({"predict(" + ",".join(f"{v:g}" for v in p["input"]) + ")": p["prediction"]
                 for p in summary.get("predictions", [])})
   return {"workdir": workdir, "config": config, "final": final, "train_seconds": summary.get("train_seconds"),
-          "curves": records.read_metrics(workdir)}
+          "vectorized": summary.get("vectorized_seeds", 0) > 1, "curves": records.read_metrics(workdir)}
 
 
 def _point_label(config: dict, varying: list[str]) -> str:
-  return ", ".join(f"{key}={config.get(key)}" for key in varying) or "all runs"
+  short = {key: key.split(".")[-1] for key in varying}
+  if len(set(short.values())) < len(varying):  # two keys end alike: keep them whole
+    short = {key: key for key in varying}
+  return ", ".join(f"{short[key]}={config.get(key)}" for key in varying) or "all runs"
 
 
 def group(runs: list[dict]) -> tuple[list[str], dict[str, list[dict]]]:
   """(the config keys that vary between runs, {point label: its runs})."""
   keys = sorted({key for run in runs for key in run["config"]} - IGNORED)
   varying = [key for key in keys if len({json.dumps(run["config"].get(key)) for run in runs}) > 1]
+  def natural(run):  # 2 before 16, (4,) before (16,): order points by their values, not their text
+    return tuple(json.dumps(run["config"].get(key)) if not isinstance(run["config"].get(key), (int, float, list))
+                 else run["config"].get(key) for key in varying)
+
   points: dict[str, list[dict]] = {}
-  for run in runs:
+  for run in sorted(runs, key=natural):
     points.setdefault(_point_label(run["config"], varying), []).append(run)
   return varying, points
 
@@ -89,8 +96,10 @@ def write_report(root: pathlib.Path, metric: str = "", out: pathlib.Path | None 
     lines.append(f"| {label} | {len(members)} | " + " | ".join(cells) +
                  f" | {mean_std([run['train_seconds'] for run in members])} |")
   table = "\n".join(lines) + "\n"
-  (out / "results.md").write_text(f"Final metrics, mean ± std over seeds (`python -m nn_jax report {root}`).\n\n"
-                                   + table)
+  note = (" Seeds trained together as one vmapped program each report the group's training time divided by "
+          "their count." if any(run["vectorized"] for run in runs) else "")
+  (out / "results.md").write_text(
+      f"Final metrics, mean ± std over seeds (`python -m nn_jax report {root}`).{note}\n\n" + table)
 
   if "/" not in metric:
     raise UserError(f"--metric {metric!r} must be SPLIT/NAME, e.g. test/rmse")

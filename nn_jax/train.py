@@ -177,20 +177,20 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: pathlib.Path)
         for epoch, metrics in rows:
           log.write(epoch, "train", metrics)
         epoch, train_metrics = rows[-1]
-        if epoch % config.log_every_epochs and epoch != config.num_epochs:
-          continue
-        evaluated = evaluate_splits(loop.state.params, eval_names)
-        line = f"Epoch {epoch}/{config.num_epochs}: train {format_metrics(train_metrics)}"
-        for name, metrics in evaluated.items():
-          log.write(epoch, name, metrics)
-          line += f"; {name} {format_metrics(metrics)}"
-        print(line, flush=True)
-        reached = evaluated.get(target_split, {}).get(target_name)
-        if reached is not None and reached >= config.target_value and time_to_target is None:
-          time_to_target = {"metric": config.target_metric, "value": config.target_value, "epoch": epoch,
-                            "seconds_from_launch": time.time() - nn_jax.LAUNCH_TIME}
-          print(f"{config.target_metric} reached {config.target_value} at epoch {epoch}, "
-                f"{time_to_target['seconds_from_launch']:.1f} s after launch.")
+        evaluated = {}
+        if epoch % config.log_every_epochs == 0 or epoch == config.num_epochs:
+          evaluated = evaluate_splits(loop.state.params, eval_names)
+          line = f"Epoch {epoch}/{config.num_epochs}: train {format_metrics(train_metrics)}"
+          for name, metrics in evaluated.items():
+            log.write(epoch, name, metrics)
+            line += f"; {name} {format_metrics(metrics)}"
+          print(line, flush=True)
+          reached = evaluated.get(target_split, {}).get(target_name)
+          if reached is not None and reached >= config.target_value and time_to_target is None:
+            time_to_target = {"metric": config.target_metric, "value": config.target_value, "epoch": epoch,
+                              "seconds_from_launch": time.time() - nn_jax.LAUNCH_TIME}
+            print(f"{config.target_metric} reached {config.target_value} at epoch {epoch}, "
+                  f"{time_to_target['seconds_from_launch']:.1f} s after launch.")
         if epoch == config.num_epochs or (config.checkpoint_every_epochs and
                                           epoch % config.checkpoint_every_epochs == 0):
           loop.save({f"{split}/{k}": v for split, m in {"train": train_metrics, **evaluated}.items()
@@ -234,6 +234,8 @@ def finish_run(config, workdir: pathlib.Path, dataset: Dataset, final: dict, ste
   }
   if dataset.reference_metrics:
     summary["reference"] = dataset.reference_metrics
+  if timing.get("vectorized_seeds"):  # its seconds are the group's divided by the seeds
+    summary["vectorized_seeds"] = timing["vectorized_seeds"]
   if timing.get("time_to_target"):
     summary["time_to_target"] = timing["time_to_target"]
   for name, metrics in final.items():

@@ -134,24 +134,26 @@ def train_seeds(configs, workdirs) -> list[dict]:
             sums = EpochSums()
       epoch += count
       host_step += len(per_step)
+      logged = epoch % base.log_every_epochs == 0 or epoch == base.num_epochs
       for s, run in enumerate(runs):
         for row_epoch, metrics in rows[s]:
           run["log"].write(row_epoch, "train", metrics)
-        if epoch % base.log_every_epochs and epoch != base.num_epochs:
-          continue
-        params = _unstack(states.params, s)
-        evaluated = {name: train.evaluate(predict_fn, params, dataset.splits[name], task, base.eval_batch_size,
-                                          dataset.target_scale) for name in eval_names}
-        for name, metrics in evaluated.items():
-          run["log"].write(epoch, name, metrics)
+        evaluated = {}
+        if logged:
+          params = _unstack(states.params, s)
+          evaluated = {name: train.evaluate(predict_fn, params, dataset.splits[name], task, base.eval_batch_size,
+                                            dataset.target_scale) for name in eval_names}
+          for name, metrics in evaluated.items():
+            run["log"].write(epoch, name, metrics)
         if epoch == base.num_epochs or (base.checkpoint_every_epochs and epoch % base.checkpoint_every_epochs == 0):
           ranked = {f"{split}/{k}": v for split, m in {"train": rows[s][-1][1], **evaluated}.items()
                     for k, v in m.items()}
           run["checkpoints"].save(_unstack(states, s), {"epoch": epoch, "batch": 0, "sums": EpochSums().to_json()},
                                   ranked)
           run["status"].update(steps_done=host_step, epochs_done=epoch, last_checkpoint_step=host_step)
-      print(f"Epoch {epoch}/{base.num_epochs}: {len(seeds)} seeds, train loss "
-            + " ".join(f"{rows[s][-1][1]['loss']:.4f}" for s in range(len(seeds))), flush=True)
+      if logged:
+        print(f"Epoch {epoch}/{base.num_epochs}: {len(seeds)} seeds, train loss "
+              + " ".join(f"{rows[s][-1][1]['loss']:.4f}" for s in range(len(seeds))), flush=True)
       if stop.requested and epoch < base.num_epochs:
         for s, run in enumerate(runs):
           if run["checkpoints"].latest_step() != host_step:
@@ -171,7 +173,8 @@ def train_seeds(configs, workdirs) -> list[dict]:
     final = {name: train.evaluate(predict_fn, params, split, task, base.eval_batch_size, dataset.target_scale)
              for name, split in dataset.splits.items()}
     timing = {"compile_seconds": compile_seconds / len(seeds), "train_seconds": train_seconds / len(seeds),
-              "examples_trained": base.num_epochs * steps_per_epoch * batch_size, "wall_start": wall_start}
+              "examples_trained": base.num_epochs * steps_per_epoch * batch_size, "wall_start": wall_start,
+              "vectorized_seeds": len(seeds)}
     summaries.append(train.finish_run(config, run["workdir"], dataset, final, host_step, timing, run["status"],
                                       lambda raw: train.predict_examples(dataset, predict_fn, params, raw)))
   return summaries

@@ -224,3 +224,20 @@ def test_keeps_the_latest_and_the_best(tmp_path):
   best_epoch = max(auc, key=auc.get)
   kept = sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit())
   assert kept == sorted({42, best_epoch * 14})
+
+
+def test_all_checkpoints_unreadable_is_an_error_not_a_fresh_start(tmp_path):
+  assert faulty("kill_after_save", 2, tmp_path).returncode == -signal.SIGKILL  # saves at steps 5 and 10
+  for step in ("5", "10"):
+    _flip_bytes_in_params(tmp_path / "checkpoints" / step)
+  metrics_before = (tmp_path / "metrics.jsonl").read_text()
+  result = cli(tmp_path)
+  assert result.returncode == 1
+  assert "none of the checkpoints" in result.stderr.strip().splitlines()[-1]
+  assert (tmp_path / "metrics.jsonl").read_text() == metrics_before  # nothing overwritten
+
+
+def test_epoch_checkpoints_do_not_wait_for_the_log_interval(tmp_path):
+  result = cli(tmp_path, "--config.log_every_epochs=3", "--config.checkpoint_every_steps=0")
+  assert result.returncode == 0, result.stderr
+  assert sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit()) == [14, 28, 42]

@@ -84,7 +84,7 @@ def test_killed_sweep_restarted_finishes_only_the_missing_runs(tmp_path):
 
   table = report.write_report(root)
   assert table.count("\n") == 2 + 3  # header, rule, one line per point
-  assert "model.hidden_units=[4] | 2 |" in table and " ± " in table
+  assert "hidden_units=[4] | 2 |" in table and " ± " in table
   with open(root / "runs.csv") as f:
     rows = list(csv.DictReader(f))
   assert len(rows) == 6 and {r["seed"] for r in rows} == {"0", "1"}
