@@ -35,8 +35,10 @@ def load_config(spec: str) -> ml_collections.ConfigDict:
   module_spec.loader.exec_module(module)
   if not hasattr(module, "get_config"):
     raise UserError(f"config file {path!r} defines no get_config()")
-  config = module.get_config(arg) if arg else module.get_config()
-  return config
+  try:
+    return module.get_config(arg) if arg else module.get_config()
+  except (ValueError, TypeError) as e:  # e.g. an unknown variant after the colon
+    raise UserError(f"config {spec}: {e}") from e
 
 
 def _parse_value(text: str):

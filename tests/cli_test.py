@@ -37,6 +37,13 @@ def test_bad_model_choice_is_refused_before_any_work(tmp_path, capsys, config, o
   assert message in capsys.readouterr().err and not workdir.exists()
 
 
+def test_unknown_config_variant_is_one_line(tmp_path, capsys):
+  config = str(ROOT / "experiments" / "recurrent_series.py") + ":transformer"
+  assert cli.main(["train", "--config", config, "--workdir", str(tmp_path / "r")]) == 2
+  err = capsys.readouterr().err
+  assert "variant 'transformer' is not one of simple, lstm, gru" in err and err.count("\n") == 1
+
+
 def test_missing_workdir_is_one_line(capsys):
   assert cli.main(["train", "--config", HOUSE]) == 2
   err = capsys.readouterr().err
