@@ -41,7 +41,7 @@ def _unstack(tree, index):
   return jax.tree_util.tree_map(lambda a: a[index], tree)
 
 
-def train_seeds(configs, workdirs) -> list[dict]:
+def train_seeds(configs, workdirs) -> list[dict] | None:
   """Trains every config (differing only by seed) into its workdir, from scratch; returns their summaries.
 
   Returns None when a signal stopped it (every seed saved and marked
