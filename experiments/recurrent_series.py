@@ -23,7 +23,8 @@ def get_config(cell: str = "lstm"):
   config = base_config()
   config.name = f"{cell}_series"
   config.model.update({"name": "sequence_regressor", "cell": cell, "units": 50,
-                       "activation": ACTIVATION[cell], "outputs": 1})
+                       "activation": ACTIVATION[cell], "outputs": 1,
+                       "recurrence": "scan"})  # or unrolled, or fused (LSTM): same numbers, see make bench
   config.dataset.update({"name": "sunspots", "window": 10, "test_fraction": 0.2})
   config.loss = "mse"
   config.optimizer.update({"name": "adam", "learning_rate": 1e-3})

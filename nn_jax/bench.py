@@ -124,8 +124,9 @@ def case_cnn_input_path(repeats):
           "ratio": fed_seconds / device_seconds}
 
 
-def case_rnn_train(repeats, cell="lstm", batch=32):
-  _, seconds, _ = _train_step_case(f"experiments/recurrent_series.py:{cell}", {}, (batch, 10, 1), 0, repeats, 20)
+def case_rnn_train(repeats, cell="lstm", batch=32, recurrence="scan"):
+  _, seconds, _ = _train_step_case(f"experiments/recurrent_series.py:{cell}", {"model.recurrence": recurrence},
+                                   (batch, 10, 1), 0, repeats, 20)
   return {"sequences_per_second": batch / seconds, "step_ms": seconds * 1e3}
 
 
@@ -158,6 +159,9 @@ CASES = {
     "cnn_input_path": case_cnn_input_path,
     **{f"{cell}_train_b{batch}": (lambda r, c=cell, b=batch: case_rnn_train(r, c, b))
        for cell in ("simple", "lstm", "gru") for batch in (32, 256)},
+    # The LSTM looped the other ways the model offers (same numbers, tests/rnn_test.py).
+    **{f"lstm_{recurrence}_b{batch}": (lambda r, rec=recurrence, b=batch: case_rnn_train(r, "lstm", b, rec))
+       for recurrence in ("unrolled", "fused") for batch in (32, 256)},
     "house_mlp": case_house_mlp,
 }
 
@@ -220,6 +224,11 @@ def summary_table(r: dict) -> str:
     if all(cells):
       lines.append(f"| {cell} training (50 units, 10 steps), batch 32 / 256 | {cells[0]['sequences_per_second']:.0f} / "
                    f"{cells[1]['sequences_per_second']:.0f} seq/s; peak RSS {cells[1]['peak_rss_mib']:.0f} MiB |")
+  for recurrence in ("unrolled", "fused"):
+    cells = [r.get(f"lstm_{recurrence}_b{b}") for b in (32, 256)]
+    if all(cells):
+      lines.append(f"| lstm training, recurrence={recurrence}, batch 32 / 256 | {cells[0]['sequences_per_second']:.0f} / "
+                   f"{cells[1]['sequences_per_second']:.0f} seq/s |")
   if "house_mlp" in r:
     h = r["house_mlp"]
     lines.append(f"| house MLP, 2000 epochs: JAX scan (after {h['compile_seconds']:.2f} s compile) / article's NumPy "

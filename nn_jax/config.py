@@ -23,7 +23,7 @@ def _choices() -> dict:
   """Allowed values of model fields that name an option, checked when a config has the field."""
   from nn_jax.models import activations, cnn, mlp, rnn
   return {"activation": tuple(activations.ACTIVATIONS), "initializer": tuple(mlp.INITIALIZERS),
-          "cell": tuple(rnn.CELLS), "conv_impl": cnn.CONV_IMPLS}
+          "cell": tuple(rnn.CELLS), "recurrence": rnn.RECURRENCES, "conv_impl": cnn.CONV_IMPLS}
 
 
 def load_config(spec: str) -> ml_collections.ConfigDict:
@@ -110,6 +110,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
     value = config.model.get(field)
     _require(value is None or value in allowed,
              f"config.model.{field} {value!r} is not one of {', '.join(allowed)}")
+  _require(config.model.get("recurrence") != "fused" or config.model.get("cell") == "lstm",
+           f"config.model.recurrence 'fused' is for the LSTM only, not {config.model.get('cell')!r}; use scan")
   _require(config.dataset.name in data.DATASETS,
            f"config.dataset.name {config.dataset.name!r} is not one of {', '.join(sorted(data.DATASETS))}")
   _require(config.loss in tasks.TASKS, f"config.loss {config.loss!r} is not one of {', '.join(sorted(tasks.TASKS))}")

@@ -96,3 +96,24 @@ def test_every_cell_beats_the_naive_baseline_on_a_noisy_sine(tmp_path, cell, qui
   config.model.cell = cell
   summary = train.train_and_evaluate(config, tmp_path)
   assert summary["final"]["test"]["rmse"] < 0.8 * summary["reference"]["test"]["naive_rmse"]
+
+
+@pytest.mark.parametrize("cell,recurrence", [("simple", "unrolled"), ("lstm", "unrolled"), ("gru", "unrolled"),
+                                             ("lstm", "fused")])
+def test_every_recurrence_gives_the_same_numbers(cell, recurrence):
+  window = jax.random.normal(jax.random.key(3), (8, 10, 1))
+  targets = jax.random.normal(jax.random.key(4), (8, 1))
+  reference = rnn.SequenceRegressor(cell=cell, units=12, activation="relu")
+  other = rnn.SequenceRegressor(cell=cell, units=12, activation="relu", recurrence=recurrence)
+  params = reference.init(jax.random.key(0), window)["params"]
+  other_params = other.init(jax.random.key(0), window)["params"]
+  # The same parameter tree and initial values, so checkpoints are interchangeable.
+  assert jax.tree_util.tree_structure(params) == jax.tree_util.tree_structure(other_params)
+  for a, b in zip(jax.tree_util.tree_leaves(params), jax.tree_util.tree_leaves(other_params)):
+    np.testing.assert_array_equal(a, b)
+  np.testing.assert_allclose(other.apply({"params": params}, window), reference.apply({"params": params}, window),
+                             atol=1e-5)
+  loss = lambda model: lambda p: jnp.mean((model.apply({"params": p}, window) - targets) ** 2)
+  for a, b in zip(jax.tree_util.tree_leaves(jax.grad(loss(other))(params)),
+                  jax.tree_util.tree_leaves(jax.grad(loss(reference))(params))):
+    np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-4)
