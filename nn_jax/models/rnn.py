@@ -43,8 +43,8 @@ CELLS = {"simple": nn.SimpleCell, "lstm": LSTMCell, "gru": nn.GRUCell}
 
 
 # How the cell is looped over time; all give the same numbers with the same parameters.
-# "scan" (nn.RNN's compiled loop) is the default: on the 2-core CPU it was fastest at batch 256
-# and within 8% of the fastest (unrolled) at batch 32 (README "Performance").
+# "scan" (nn.RNN's compiled loop) is the default: on the 2-core CPU none of the three was
+# consistently fastest at both batch 32 and 256 (README "Performance").
 RECURRENCES = ("scan", "unrolled", "fused")
 
 
