@@ -29,6 +29,34 @@ def epoch_permutation(seed: int, epoch: int, num_examples: int) -> np.ndarray:
   return np.random.default_rng([seed, epoch]).permutation(num_examples)
 
 
+def batch_plan(batch_size: int, num_examples: int) -> tuple[bool, int, int]:
+  """(full_batch, batch size, steps per epoch); batch_size 0 or >= the data means full batch.
+  A mini-batch epoch drops the last partial batch (each epoch's permutation differs)."""
+  full_batch = batch_size == 0 or batch_size >= num_examples
+  batch_size = num_examples if full_batch else batch_size
+  return full_batch, batch_size, num_examples // batch_size
+
+
+def is_log_epoch(config, epoch: int) -> bool:
+  """Whether `epoch` (1-based) is evaluated and printed."""
+  return epoch % config.log_every_epochs == 0 or epoch == config.num_epochs
+
+
+def is_checkpoint_epoch(config, epoch: int) -> bool:
+  return epoch == config.num_epochs or bool(config.checkpoint_every_epochs and
+                                            epoch % config.checkpoint_every_epochs == 0)
+
+
+def ranked_metrics(train_metrics: dict, evaluated: dict) -> dict:
+  """{"train/loss": ..., "test/accuracy": ...}: what a checkpoint is ranked by."""
+  return {f"{split}/{k}": v for split, m in {"train": train_metrics, **evaluated}.items() for k, v in m.items()}
+
+
+def epoch_end_position(epoch: int) -> dict:
+  """The position of a run that has just finished `epoch` epochs."""
+  return {"epoch": epoch, "batch": 0, "sums": EpochSums().to_json()}
+
+
 class EpochSums:
   """One epoch's step metrics summed in float64, one step at a time, so that where a run
   was stopped and resumed makes no difference to the epoch's mean."""
@@ -64,9 +92,7 @@ class EpochLoop:
     self.config = config
     self.inputs, self.targets = dataset.splits["train"]
     self.num_examples = len(self.inputs)
-    self.full_batch = config.batch_size == 0 or config.batch_size >= self.num_examples
-    self.batch_size = self.num_examples if self.full_batch else config.batch_size
-    self.steps_per_epoch = 1 if self.full_batch else self.num_examples // self.batch_size
+    self.full_batch, self.batch_size, self.steps_per_epoch = batch_plan(config.batch_size, self.num_examples)
     self.state = state
     self.host_step = int(state.step)
     progress = progress or {}

@@ -24,7 +24,7 @@ from nn_jax import data, interrupt, models, parallel, plots, records, tasks
 from nn_jax.checkpoint import Checkpoints
 from nn_jax.data.dataset import Dataset
 from nn_jax.errors import UserError
-from nn_jax.loop import Diverged, EpochLoop
+from nn_jax.loop import Diverged, EpochLoop, is_checkpoint_epoch, is_log_epoch, ranked_metrics
 from nn_jax.status import RunStatus
 
 # Fields that say how long, how verbosely or where to run, not what; a resumed run may change them.
@@ -88,6 +88,13 @@ def evaluate(predict_fn, params, split, task: tasks.Task, batch_size: int, targe
   metrics = {k: float(v) for k, v in task.metrics(jnp.asarray(outputs), jnp.asarray(targets)).items()}
   metrics.update(task.split_metrics(outputs, targets, target_scale))
   return metrics
+
+
+def evaluate_splits(predict_fn, params, dataset: Dataset, names, task: tasks.Task, batch_size: int,
+                    multiple: int = 1, place=lambda batch: batch) -> dict:
+  """{split name: its metrics} for the named splits of `dataset`."""
+  return {name: evaluate(predict_fn, params, dataset.splits[name], task, batch_size, dataset.target_scale,
+                         multiple, place) for name in names}
 
 
 def format_metrics(metrics: dict) -> str:
@@ -164,9 +171,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: pathlib.Path)
   devices = mesh.devices.size
   place = lambda batch: parallel.global_batch(mesh, batch)
 
-  def evaluate_splits(params, names) -> dict:
-    return {name: evaluate(predict_fn, params, dataset.splits[name], task, config.eval_batch_size,
-                           dataset.target_scale, devices, place) for name in names}
+  def evaluate_on(params, names) -> dict:
+    return evaluate_splits(predict_fn, params, dataset, names, task, config.eval_batch_size, devices, place)
 
   eval_names = [name for name in dataset.splits if name != "train"]
   target_split, _, target_name = config.target_metric.partition("/")
@@ -178,8 +184,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: pathlib.Path)
           log.write(epoch, "train", metrics)
         epoch, train_metrics = rows[-1]
         evaluated = {}
-        if epoch % config.log_every_epochs == 0 or epoch == config.num_epochs:
-          evaluated = evaluate_splits(loop.state.params, eval_names)
+        if is_log_epoch(config, epoch):
+          evaluated = evaluate_on(loop.state.params, eval_names)
           line = f"Epoch {epoch}/{config.num_epochs}: train {format_metrics(train_metrics)}"
           for name, metrics in evaluated.items():
             log.write(epoch, name, metrics)
@@ -191,10 +197,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: pathlib.Path)
                               "seconds_from_launch": time.time() - nn_jax.LAUNCH_TIME}
             print(f"{config.target_metric} reached {config.target_value} at epoch {epoch}, "
                   f"{time_to_target['seconds_from_launch']:.1f} s after launch.")
-        if epoch == config.num_epochs or (config.checkpoint_every_epochs and
-                                          epoch % config.checkpoint_every_epochs == 0):
-          loop.save({f"{split}/{k}": v for split, m in {"train": train_metrics, **evaluated}.items()
-                     for k, v in m.items()})
+        if is_checkpoint_epoch(config, epoch):
+          loop.save(ranked_metrics(train_metrics, evaluated))
   except Diverged as e:
     status.update(status="diverged", message=str(e))
     raise
@@ -210,7 +214,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: pathlib.Path)
 
   timing = {"compile_seconds": loop.compile_seconds, "train_seconds": loop.train_seconds,
             "examples_trained": loop.examples_trained, "wall_start": wall_start, "time_to_target": time_to_target}
-  return finish_run(config, workdir, dataset, evaluate_splits(loop.state.params, list(dataset.splits)),
+  return finish_run(config, workdir, dataset, evaluate_on(loop.state.params, list(dataset.splits)),
                     int(loop.state.step), timing, status,
                     lambda raw: predict_examples(dataset, predict_fn, loop.state.params, raw, devices, place))
 

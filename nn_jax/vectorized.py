@@ -16,7 +16,8 @@ import numpy as np
 
 from nn_jax import data, interrupt, models, records, tasks, train
 from nn_jax.checkpoint import Checkpoints
-from nn_jax.loop import Diverged, EpochSums, _full_batch_epochs, epoch_permutation
+from nn_jax.loop import (Diverged, EpochSums, _full_batch_epochs, batch_plan, epoch_end_position,
+                         epoch_permutation, is_checkpoint_epoch, is_log_epoch, ranked_metrics)
 from nn_jax.status import RunStatus
 
 
@@ -62,9 +63,7 @@ def train_seeds(configs, workdirs) -> list[dict] | None:
                             opt_state=stack(*[a.opt_state for a in alone]))
   inputs, targets = dataset.splits["train"]
   num_examples = len(inputs)
-  full_batch = base.batch_size == 0 or base.batch_size >= num_examples
-  batch_size = num_examples if full_batch else base.batch_size
-  steps_per_epoch = 1 if full_batch else num_examples // batch_size
+  full_batch, batch_size, steps_per_epoch = batch_plan(base.batch_size, num_examples)
 
   runs = []
   for config, workdir in zip(configs, workdirs):
@@ -134,22 +133,19 @@ def train_seeds(configs, workdirs) -> list[dict] | None:
             sums = EpochSums()
       epoch += count
       host_step += len(per_step)
-      logged = epoch % base.log_every_epochs == 0 or epoch == base.num_epochs
+      logged = is_log_epoch(base, epoch)
       for s, run in enumerate(runs):
         for row_epoch, metrics in rows[s]:
           run["log"].write(row_epoch, "train", metrics)
         evaluated = {}
         if logged:
-          params = _unstack(states.params, s)
-          evaluated = {name: train.evaluate(predict_fn, params, dataset.splits[name], task, base.eval_batch_size,
-                                            dataset.target_scale) for name in eval_names}
+          evaluated = train.evaluate_splits(predict_fn, _unstack(states.params, s), dataset, eval_names, task,
+                                            base.eval_batch_size)
           for name, metrics in evaluated.items():
             run["log"].write(epoch, name, metrics)
-        if epoch == base.num_epochs or (base.checkpoint_every_epochs and epoch % base.checkpoint_every_epochs == 0):
-          ranked = {f"{split}/{k}": v for split, m in {"train": rows[s][-1][1], **evaluated}.items()
-                    for k, v in m.items()}
-          run["checkpoints"].save(_unstack(states, s), {"epoch": epoch, "batch": 0, "sums": EpochSums().to_json()},
-                                  ranked)
+        if is_checkpoint_epoch(base, epoch):
+          run["checkpoints"].save(_unstack(states, s), epoch_end_position(epoch),
+                                  ranked_metrics(rows[s][-1][1], evaluated))
           run["status"].update(steps_done=host_step, epochs_done=epoch, last_checkpoint_step=host_step)
       if logged:
         print(f"Epoch {epoch}/{base.num_epochs}: {len(seeds)} seeds, train loss "
@@ -157,7 +153,7 @@ def train_seeds(configs, workdirs) -> list[dict] | None:
       if stop.requested and epoch < base.num_epochs:
         for s, run in enumerate(runs):
           if run["checkpoints"].latest_step() != host_step:
-            run["checkpoints"].save(_unstack(states, s), {"epoch": epoch, "batch": 0, "sums": EpochSums().to_json()})
+            run["checkpoints"].save(_unstack(states, s), epoch_end_position(epoch))
           run["checkpoints"].close()
           run["log"].close()
           run["status"].update(status="preempted", preemptions=run["status"].fields["preemptions"] + 1,
@@ -170,8 +166,7 @@ def train_seeds(configs, workdirs) -> list[dict] | None:
     run["log"].close()
     run["checkpoints"].close()
     params = _unstack(states.params, s)
-    final = {name: train.evaluate(predict_fn, params, split, task, base.eval_batch_size, dataset.target_scale)
-             for name, split in dataset.splits.items()}
+    final = train.evaluate_splits(predict_fn, params, dataset, list(dataset.splits), task, base.eval_batch_size)
     timing = {"compile_seconds": compile_seconds / len(seeds), "train_seconds": train_seconds / len(seeds),
               "examples_trained": base.num_epochs * steps_per_epoch * batch_size, "wall_start": wall_start,
               "vectorized_seeds": len(seeds)}
