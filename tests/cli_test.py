@@ -28,7 +28,7 @@ def test_bad_train_config_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys
 
 
 @pytest.mark.parametrize("config,override,message", [
-    ("cnn_mnist.py", "--config.model.conv_impl=cudnn", "conv_impl 'cudnn' is not one of auto, xla, patches"),
+    ("cnn_mnist.py", "--config.model.conv_impl=cudnn", "conv_impl 'cudnn' is not one of auto, xla, fused"),
     ("recurrent_series.py", "--config.model.cell=transformer", "config.model.cell 'transformer' is not one of"),
     ("recurrent_series.py:gru", "--config.model.recurrence=fused", "'fused' is for the LSTM only"),
 ])

@@ -1,5 +1,7 @@
 """The models' shapes and parameter counts are the article's."""
 
+import itertools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -36,35 +38,63 @@ def test_house_mlp_is_2_4_1():
 
 
 def test_cnn_implementations_share_params_and_agree():
-  x = jax.random.uniform(jax.random.key(1), (16, 28, 28, 1))
-  plain, fast = models.CNN(conv_impl="xla"), models.CNN(conv_impl="patches")
+  x = jax.random.uniform(jax.random.key(1), (200, 28, 28, 1))  # batch 200: the training pass slices it
+  plain, fused = models.CNN(conv_impl="xla"), models.CNN(conv_impl="fused")
   params = plain.init(jax.random.key(0), x)["params"]
-  fast_params = fast.init(jax.random.key(0), x)["params"]
+  fused_params = fused.init(jax.random.key(0), x)["params"]
   # The same tree with the same initial values: checkpoints are interchangeable.
-  assert jax.tree_util.tree_structure(params) == jax.tree_util.tree_structure(fast_params)
-  for a, b in zip(jax.tree_util.tree_leaves(params), jax.tree_util.tree_leaves(fast_params)):
+  assert jax.tree_util.tree_structure(params) == jax.tree_util.tree_structure(fused_params)
+  for a, b in zip(jax.tree_util.tree_leaves(params), jax.tree_util.tree_leaves(fused_params)):
     np.testing.assert_array_equal(a, b)
-  np.testing.assert_allclose(fast.apply({"params": params}, x), plain.apply({"params": params}, x), atol=1e-5)
-  # And the same gradients, pooling ties included (relu makes many zeros).
+  expected = plain.apply({"params": params}, x)
+  np.testing.assert_allclose(fused.apply({"params": params}, x), expected, atol=1e-5)
+  # The training pass (custom VJP forward) computes the same outputs, and the same gradients.
   loss = lambda model: lambda p: model.apply({"params": p}, x).sum()
-  for a, b in zip(jax.tree_util.tree_leaves(jax.grad(loss(fast))(params)),
+  outputs, fused_vjp = jax.vjp(lambda p: fused.apply({"params": p}, x), params)
+  np.testing.assert_allclose(outputs, expected, atol=1e-5)
+  for a, b in zip(jax.tree_util.tree_leaves(fused_vjp(jnp.ones_like(outputs))[0]),
                   jax.tree_util.tree_leaves(jax.grad(loss(plain))(params))):
     np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-4)
 
 
-def test_max_pool_drops_odd_edges_like_valid_pooling():
+def _plain_conv_pool_relu(x, kernel, bias):
   from flax import linen as nn
-  from nn_jax.models.cnn import max_pool_2x2
-  x = jax.random.normal(jax.random.key(2), (2, 11, 11, 3))
-  np.testing.assert_array_equal(max_pool_2x2(x), nn.max_pool(x, (2, 2), strides=(2, 2)))
+  y = jax.lax.conv_general_dilated(x, kernel, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  return nn.max_pool(nn.relu(y + bias), (2, 2), strides=(2, 2))
 
 
-def test_auto_picks_patches_on_cpu_and_xla_elsewhere(monkeypatch):
+@pytest.mark.parametrize("channels", [1, 3, 32])  # 4x4-neighbourhood form up to 4 channels, patches above
+@pytest.mark.parametrize("height,width", [(28, 28), (13, 13), (11, 12)])  # odd edges are dropped, as VALID pooling does
+def test_conv_pool_relu_equals_conv_relu_max_pool(channels, height, width):
+  from nn_jax.models.conv_pool import conv_pool_relu
+  keys = jax.random.split(jax.random.key(channels * height * width), 4)
+  x = jax.random.normal(keys[0], (60, height, width, channels))
+  x = x * (jax.random.uniform(keys[1], x.shape) < 0.5)  # exact zeros, as after a relu: pooling ties
+  kernel, bias = 0.3 * jax.random.normal(keys[2], (3, 3, channels, 8)), jnp.linspace(-0.5, 0.5, 8)
+  expected, plain_vjp = jax.vjp(_plain_conv_pool_relu, x, kernel, bias)
+  np.testing.assert_allclose(conv_pool_relu(x, kernel, bias), expected, atol=1e-5)
+  outputs, fused_vjp = jax.vjp(conv_pool_relu, x, kernel, bias)  # the training pass
+  np.testing.assert_allclose(outputs, expected, atol=1e-5)
+  cotangent = jax.random.normal(keys[3], expected.shape)
+  for name, a, b in zip(("x", "kernel", "bias"), fused_vjp(cotangent), plain_vjp(cotangent)):
+    np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-4, err_msg=name)
+
+
+def test_training_slices_cover_the_batch():
+  from nn_jax.models.conv_pool import training_slices
+  assert training_slices(200) == [slice(25 * i, 25 * (i + 1)) for i in range(8)]
+  assert training_slices(7) == [slice(0, 7)]
+  for batch in (1, 24, 50, 199, 1000):
+    parts = training_slices(batch)
+    assert parts[0].start == 0 and parts[-1].stop == batch and all(a.stop == b.start for a, b in itertools.pairwise(parts))
+
+
+def test_auto_picks_fused_on_cpu_and_xla_elsewhere(monkeypatch):
   from nn_jax.models import cnn
-  assert cnn.resolve_conv_impl("auto") == "patches"  # these tests run on CPU
+  assert cnn.resolve_conv_impl("auto") == "fused"  # these tests run on CPU
   monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
   assert cnn.resolve_conv_impl("auto") == "xla"
-  assert cnn.resolve_conv_impl("patches") == "patches"
+  assert cnn.resolve_conv_impl("fused") == "fused"
 
 
 @pytest.mark.parametrize("name,variant,shape", [("cnn_mnist", "", (4, 28, 28, 1)),
