@@ -24,7 +24,7 @@ def get_config(cell: str = "lstm"):
   config.name = f"{cell}_series"
   config.model.update({"name": "sequence_regressor", "cell": cell, "units": 50,
                        "activation": ACTIVATION[cell], "outputs": 1,
-                       "recurrence": "scan"})  # or unrolled, or fused (LSTM): same numbers, see make bench
+                       "recurrence": "auto"})  # how the cell is looped: same numbers every way, see models/rnn.py
   config.dataset.update({"name": "sunspots", "window": 10, "test_fraction": 0.2})
   config.loss = "mse"
   config.optimizer.update({"name": "adam", "learning_rate": 1e-3})

@@ -110,8 +110,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
     value = config.model.get(field)
     _require(value is None or value in allowed,
              f"config.model.{field} {value!r} is not one of {', '.join(allowed)}")
-  _require(config.model.get("recurrence") != "fused" or config.model.get("cell") == "lstm",
-           f"config.model.recurrence 'fused' is for the LSTM only, not {config.model.get('cell')!r}; use scan")
+  _require(config.model.get("recurrence") not in models.rnn.LSTM_ONLY_RECURRENCES or config.model.get("cell") == "lstm",
+           f"config.model.recurrence {config.model.get('recurrence')!r} is for the LSTM only, not "
+           f"{config.model.get('cell')!r}; use scan")
   _require(config.dataset.name in data.DATASETS,
            f"config.dataset.name {config.dataset.name!r} is not one of {', '.join(sorted(data.DATASETS))}")
   _require(config.loss in tasks.TASKS, f"config.loss {config.loss!r} is not one of {', '.join(sorted(tasks.TASKS))}")

@@ -98,12 +98,13 @@ def test_every_cell_beats_the_naive_baseline_on_a_noisy_sine(tmp_path, cell, qui
   assert summary["final"]["test"]["rmse"] < 0.8 * summary["reference"]["test"]["naive_rmse"]
 
 
-@pytest.mark.parametrize("cell,recurrence", [("simple", "unrolled"), ("lstm", "unrolled"), ("gru", "unrolled"),
-                                             ("lstm", "fused")])
+@pytest.mark.parametrize("cell,recurrence", [(cell, recurrence) for recurrence in ("nn_scan", "unrolled")
+                                             for cell in ("simple", "lstm", "gru")]
+                         + [("lstm", "fused"), ("lstm", "optimized"), ("lstm", "auto")])
 def test_every_recurrence_gives_the_same_numbers(cell, recurrence):
   window = jax.random.normal(jax.random.key(3), (8, 10, 1))
   targets = jax.random.normal(jax.random.key(4), (8, 1))
-  reference = rnn.SequenceRegressor(cell=cell, units=12, activation="relu")
+  reference = rnn.SequenceRegressor(cell=cell, units=12, activation="relu", recurrence="scan")
   other = rnn.SequenceRegressor(cell=cell, units=12, activation="relu", recurrence=recurrence)
   params = reference.init(jax.random.key(0), window)["params"]
   other_params = other.init(jax.random.key(0), window)["params"]
@@ -117,3 +118,16 @@ def test_every_recurrence_gives_the_same_numbers(cell, recurrence):
   for a, b in zip(jax.tree_util.tree_leaves(jax.grad(loss(other))(params)),
                   jax.tree_util.tree_leaves(jax.grad(loss(reference))(params))):
     np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-4)
+
+
+def test_optimized_recurrence_computes_what_flax_optimized_lstm_cell_does():
+  import flax.linen as nn
+  from nn_jax.models.activations import ACTIVATIONS
+  window = jax.random.normal(jax.random.key(5), (8, 10, 1))
+  model = rnn.SequenceRegressor(cell="lstm", units=12, activation="relu", recurrence="optimized")
+  params = model.init(jax.random.key(0), window)["params"]
+  np.testing.assert_array_equal(params["cell"]["hf"]["bias"], 1.0)  # Keras' forget-gate bias, kept
+  flax_rnn = nn.RNN(nn.OptimizedLSTMCell(12, activation_fn=ACTIVATIONS["relu"]))
+  last_hidden = flax_rnn.apply({"params": {"cell": params["cell"]}}, window)[:, -1]
+  expected = last_hidden @ params["head"]["kernel"] + params["head"]["bias"]
+  np.testing.assert_allclose(model.apply({"params": params}, window), expected, atol=1e-5)

@@ -42,10 +42,22 @@ class LSTMCell(nn.LSTMCell):
 CELLS = {"simple": nn.SimpleCell, "lstm": LSTMCell, "gru": nn.GRUCell}
 
 
-# How the cell is looped over time; all give the same numbers with the same parameters.
-# "scan" (nn.RNN's compiled loop) is the default: on the 2-core CPU none of the three was
-# consistently fastest at both batch 32 and 256 (README "Performance").
-RECURRENCES = ("scan", "unrolled", "fused")
+# How the cell is looped over time; all give the same numbers with the same parameters:
+#   scan       nn.RNN: the cell in one compiled loop
+#   nn_scan    nn.scan lifting the cell class directly (what nn.RNN builds on)
+#   unrolled   nn.RNN with the loop fully unrolled
+#   fused      LSTM only: four gates in one matmul, the input projection hoisted out of the loop
+#   optimized  LSTM only: Flax's OptimizedLSTMCell (fused gate matmuls) on the same parameters
+#   auto       the fastest measured on the 2-core CPU (README "Performance"): optimized for the
+#              LSTM; scan for the plain RNN and the GRU, where no way was consistently faster
+RECURRENCES = ("auto", "scan", "nn_scan", "unrolled", "fused", "optimized")
+LSTM_ONLY_RECURRENCES = ("fused", "optimized")
+
+
+def resolve_recurrence(recurrence: str, cell: str) -> str:
+  if recurrence == "auto":
+    return "optimized" if cell == "lstm" else "scan"
+  return recurrence
 
 
 class SequenceRegressor(nn.Module):
@@ -54,30 +66,60 @@ class SequenceRegressor(nn.Module):
   units: int = 50
   activation: str = "tanh"
   outputs: int = 1
-  recurrence: str = "scan"  # "unrolled": nn.RNN fully unrolled; "fused" (LSTM only): see _fused_lstm
+  recurrence: str = "auto"  # one of RECURRENCES
   dtype: jnp.dtype = jnp.float32  # computation; parameters stay float32
 
   @nn.compact
   def __call__(self, window):
-    cell = CELLS[self.cell](features=self.units, activation_fn=ACTIVATIONS[self.activation], dtype=self.dtype,
-                            name="cell")
+    cell_kwargs = {"features": self.units, "activation_fn": ACTIVATIONS[self.activation], "dtype": self.dtype}
     head = nn.Dense(self.outputs, dtype=self.dtype, name="head")
-    if self.recurrence == "fused":
-      return head(self._fused_lstm(cell, window)).astype(jnp.float32)
-    # The LSTM's and GRU's state updates promote to float32; the plain RNN's state is its
-    # output, in the compute dtype, so its initial carry must be too.
-    initial_carry = jnp.zeros((window.shape[0], self.units), self.dtype) if self.cell == "simple" else None
-    unroll = window.shape[1] if self.recurrence == "unrolled" else 1
+    carry = self._initial_carry(window)
+    recurrence = resolve_recurrence(self.recurrence, self.cell)
+    if recurrence == "nn_scan":
+      scanned = nn.scan(CELLS[self.cell], variable_broadcast="params", split_rngs={"params": False},
+                        in_axes=1, out_axes=1)
+      _, hidden_per_step = scanned(**cell_kwargs, name="cell")(carry, window)
+      return head(hidden_per_step[:, -1]).astype(jnp.float32)
+    cell = CELLS[self.cell](**cell_kwargs, name="cell")
+    if recurrence in LSTM_ONLY_RECURRENCES:
+      if self.is_initializing():  # create the cell's parameters, exactly as the other recurrences do
+        cell(carry, window[:, 0])
+      loop = self._fused_lstm if recurrence == "fused" else self._optimized_lstm
+      return head(loop(cell.variables["params"], carry, window)).astype(jnp.float32)
+    unroll = window.shape[1] if recurrence == "unrolled" else 1
     # nn.RNN scans the cell over the time axis (axis 1): one compiled loop, not a Python one.
-    hidden_per_step = nn.RNN(cell, unroll=unroll, name="rnn")(window, initial_carry=initial_carry)
+    hidden_per_step = nn.RNN(cell, unroll=unroll, name="rnn")(window, initial_carry=carry)
     return head(hidden_per_step[:, -1]).astype(jnp.float32)
 
-  def _fused_lstm(self, cell, window):
+  def _initial_carry(self, window):
+    """Zeros, as the cells' initialize_carry gives: the LSTM's (c, h) and the GRU's h in float32;
+    the plain RNN's state is its output, in the compute dtype."""
+    zeros = jnp.zeros((window.shape[0], self.units), self.dtype if self.cell == "simple" else jnp.float32)
+    return (zeros, zeros) if self.cell == "lstm" else zeros
+
+  def _optimized_lstm(self, params, carry, window):
+    """Flax's OptimizedLSTMCell's computation (its parameters are LSTMCell's): per step, the four
+    gates' input and hidden projections as one matmul each. Written out rather than called, so
+    the cell keeps Keras' forget-gate bias init (tests/rnn_test.py checks it equals the Flax cell)."""
+    gates = ("i", "f", "g", "o")
+    input_kernel = jnp.concatenate([params["i" + g]["kernel"] for g in gates], axis=1).astype(self.dtype)
+    hidden_kernel = jnp.concatenate([params["h" + g]["kernel"] for g in gates], axis=1).astype(self.dtype)
+    bias = jnp.concatenate([params["h" + g]["bias"] for g in gates]).astype(self.dtype)
+    activation = ACTIVATIONS[self.activation]
+
+    def step(carry, inputs):
+      c, h = carry
+      i, f, g, o = jnp.split(h.astype(self.dtype) @ hidden_kernel + bias + inputs.astype(self.dtype) @ input_kernel,
+                             4, axis=-1)
+      c = nn.sigmoid(f) * c + nn.sigmoid(i) * activation(g)
+      return (c, nn.sigmoid(o) * activation(c)), None
+
+    (_, last_hidden), _ = jax.lax.scan(step, carry, window.swapaxes(0, 1))
+    return last_hidden
+
+  def _fused_lstm(self, params, carry, window):
     """The LSTM with its cell's own parameters, its four gates as one matmul per step and the
     input projection of every step hoisted out of the loop into one matmul."""
-    if self.is_initializing():  # create the cell's parameters, exactly as the other recurrences do
-      cell(cell.initialize_carry(self.make_rng("params"), window[:, 0].shape), window[:, 0])
-    params = cell.variables["params"]
     gates = ("i", "f", "g", "o")
     input_kernel = jnp.concatenate([params["i" + g]["kernel"] for g in gates], axis=1).astype(self.dtype)
     hidden_kernel = jnp.concatenate([params["h" + g]["kernel"] for g in gates], axis=1).astype(self.dtype)
@@ -91,6 +133,5 @@ class SequenceRegressor(nn.Module):
       c = nn.sigmoid(f) * c + nn.sigmoid(i) * activation(g)
       return (c, nn.sigmoid(o) * activation(c)), None
 
-    zeros = jnp.zeros((window.shape[0], self.units), jnp.float32)
-    (_, last_hidden), _ = jax.lax.scan(step, (zeros, zeros), projected)
+    (_, last_hidden), _ = jax.lax.scan(step, carry, projected)
     return last_hidden
