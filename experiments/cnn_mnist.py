@@ -2,8 +2,9 @@
 
 Run:     make train-cnn
          (= python -m nn_jax train --config experiments/cnn_mnist.py --workdir runs/cnn_mnist)
-Expect:  Test accuracy >= 99.0% after 10 epochs; README.md "The MNIST CNN" gives the
-         accuracy over seeds 0, 1, 2 and the time on the 2-core CPU.
+Expect:  test accuracy about 99% after 10 epochs (seeds 0, 1, 2: 98.97 / 99.14 / 99.20%;
+         99.0% first reached at epoch 5-6, 79-92 s after launch), 2 min 25 s of wall time
+         on the 2-core CPU; README.md "The MNIST CNN" has the per-seed table.
 Smoke:   --config.num_epochs=1 --config.dataset.train_examples=400 --config.dataset.test_examples=500
 """
 
