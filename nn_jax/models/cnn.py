@@ -24,7 +24,7 @@ def resolve_conv_impl(impl: str) -> str:
 
 
 class ConvPoolRelu(nn.Module):
-  """max_pool_2x2(relu(Conv 3x3 valid + bias)) with nn.Conv's parameters and initializers."""
+  """2x2 max-pool of relu(3x3 valid conv + bias), with nn.Conv's parameters and initializers."""
   features: int
   kernel_init: nn.initializers.Initializer = nn.initializers.lecun_normal()
   bias_init: nn.initializers.Initializer = nn.initializers.zeros_init()
