@@ -30,7 +30,8 @@ import numpy as np
 FORWARD_FLOPS = {"conv_0": 26 * 26 * 32 * 9 * 1 * 2, "conv_1": 11 * 11 * 64 * 9 * 32 * 2,
                  "dense_0": 1600 * 128 * 2, "logits": 128 * 10 * 2}
 CNN_TRAIN_FLOPS = 2 * FORWARD_FLOPS["conv_0"] + 3 * (sum(FORWARD_FLOPS.values()) - FORWARD_FLOPS["conv_0"])
-FUSED_CNN_TRAIN_FLOPS = 2 * 169 * 16 * 128 * 2 + 3 * (100 * 288 * 64 * 2 + FORWARD_FLOPS["dense_0"] + FORWARD_FLOPS["logits"])
+FUSED_CNN_TRAIN_FLOPS = (2 * 169 * 16 * 128 * 2
+                         + 3 * (100 * 288 * 64 * 2 + FORWARD_FLOPS["dense_0"] + FORWARD_FLOPS["logits"]))
 CNN_EVAL_FLOPS = sum(FORWARD_FLOPS.values())
 
 

@@ -21,6 +21,7 @@ operand, and the memory-bound steps are single passes:
   layers multiply 3x3 patches (gathered as contiguous 3*C runs) by the kernel.
 - The kernel gradient is dy^T @ patches with dy^T built directly in that
   layout from the small pooled gradient, so no large transpose is made.
+- The batch is trained in slices (training_slices), each its own chain of ops.
 
 Without differentiation (evaluation, prediction) the op runs XLA's own
 convolution, which is fast in the forward direction on every backend.

@@ -101,37 +101,34 @@ class SequenceRegressor(nn.Module):
     """Flax's OptimizedLSTMCell's computation (its parameters are LSTMCell's): per step, the four
     gates' input and hidden projections as one matmul each. Written out rather than called, so
     the cell keeps Keras' forget-gate bias init (tests/rnn_test.py checks it equals the Flax cell)."""
-    gates = ("i", "f", "g", "o")
-    input_kernel = jnp.concatenate([params["i" + g]["kernel"] for g in gates], axis=1).astype(self.dtype)
-    hidden_kernel = jnp.concatenate([params["h" + g]["kernel"] for g in gates], axis=1).astype(self.dtype)
-    bias = jnp.concatenate([params["h" + g]["bias"] for g in gates]).astype(self.dtype)
-    activation = ACTIVATIONS[self.activation]
-
-    def step(carry, inputs):
-      c, h = carry
-      i, f, g, o = jnp.split(h.astype(self.dtype) @ hidden_kernel + bias + inputs.astype(self.dtype) @ input_kernel,
-                             4, axis=-1)
-      c = nn.sigmoid(f) * c + nn.sigmoid(i) * activation(g)
-      return (c, nn.sigmoid(o) * activation(c)), None
-
+    input_kernel, hidden_kernel, bias = self._gate_matrices(params)
+    step = lambda carry, inputs: (self._lstm_step(carry, inputs.astype(self.dtype) @ input_kernel + bias,
+                                                  hidden_kernel), None)
     (_, last_hidden), _ = jax.lax.scan(step, carry, window.swapaxes(0, 1))
     return last_hidden
 
   def _fused_lstm(self, params, carry, window):
     """The LSTM with its cell's own parameters, its four gates as one matmul per step and the
     input projection of every step hoisted out of the loop into one matmul."""
+    input_kernel, hidden_kernel, bias = self._gate_matrices(params)
+    projected = jnp.einsum("btf,fg->tbg", window.astype(self.dtype), input_kernel) + bias
+    step = lambda carry, projected_step: (self._lstm_step(carry, projected_step, hidden_kernel), None)
+    (_, last_hidden), _ = jax.lax.scan(step, carry, projected)
+    return last_hidden
+
+  def _gate_matrices(self, params):
+    """The cell's eight Dense layers as an input kernel, a hidden kernel and a bias over the four
+    gates (i, f, g, o) side by side."""
     gates = ("i", "f", "g", "o")
     input_kernel = jnp.concatenate([params["i" + g]["kernel"] for g in gates], axis=1).astype(self.dtype)
     hidden_kernel = jnp.concatenate([params["h" + g]["kernel"] for g in gates], axis=1).astype(self.dtype)
     bias = jnp.concatenate([params["h" + g]["bias"] for g in gates]).astype(self.dtype)
-    projected = jnp.einsum("btf,fg->tbg", window.astype(self.dtype), input_kernel) + bias
+    return input_kernel, hidden_kernel, bias
+
+  def _lstm_step(self, carry, projected_input, hidden_kernel):
+    """LSTMCell's update, given the step's input projection (bias included)."""
+    c, h = carry
+    i, f, g, o = jnp.split(projected_input + h.astype(self.dtype) @ hidden_kernel, 4, axis=-1)
     activation = ACTIVATIONS[self.activation]
-
-    def step(carry, projected_step):
-      c, h = carry
-      i, f, g, o = jnp.split(projected_step + h.astype(self.dtype) @ hidden_kernel, 4, axis=-1)
-      c = nn.sigmoid(f) * c + nn.sigmoid(i) * activation(g)
-      return (c, nn.sigmoid(o) * activation(c)), None
-
-    (_, last_hidden), _ = jax.lax.scan(step, carry, projected)
-    return last_hidden
+    c = nn.sigmoid(f) * c + nn.sigmoid(i) * activation(g)
+    return c, nn.sigmoid(o) * activation(c)
