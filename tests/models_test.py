@@ -69,7 +69,10 @@ def test_conv_pool_relu_equals_conv_relu_max_pool(channels, height, width):
   from nn_jax.models.conv_pool import conv_pool_relu
   keys = jax.random.split(jax.random.key(channels * height * width), 4)
   x = jax.random.normal(keys[0], (60, height, width, channels))
-  x = x * (jax.random.uniform(keys[1], x.shape) < 0.5)  # exact zeros, as after a relu: pooling ties
+  # Exact zeros, as after a relu, in 4x4 blocks across all channels: whole pooling windows of
+  # equal outputs (ties), whose gradient must go to the first maximum as nn.max_pool sends it.
+  blocks = jax.random.uniform(keys[1], (60, -(-height // 4), -(-width // 4), 1)) < 0.5
+  x = x * jnp.repeat(jnp.repeat(blocks, 4, axis=1), 4, axis=2)[:, :height, :width]
   kernel, bias = 0.3 * jax.random.normal(keys[2], (3, 3, channels, 8)), jnp.linspace(-0.5, 0.5, 8)
   expected, plain_vjp = jax.vjp(_plain_conv_pool_relu, x, kernel, bias)
   np.testing.assert_allclose(conv_pool_relu(x, kernel, bias), expected, atol=1e-5)
