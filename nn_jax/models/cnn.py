@@ -50,8 +50,9 @@ class CNN(nn.Module):
 
   @nn.compact
   def __call__(self, x):
+    plain = resolve_conv_impl(self.conv_impl) == "xla"
     for i, features in enumerate((32, 64)):
-      if resolve_conv_impl(self.conv_impl) == "xla":
+      if plain:
         x = nn.Conv(features, (3, 3), padding="VALID", dtype=self.dtype, name=f"conv_{i}")(x)
         x = nn.max_pool(nn.relu(x), (2, 2), strides=(2, 2))
       else:
