@@ -38,8 +38,8 @@ from jax import lax
 NEIGHBOURHOOD_MAX_CHANNELS = 4  # up to here 16*C-deep neighbourhoods beat 9*C-deep patches
 # Training runs the batch in slices of about SLICE_IMAGES images: a slice's activations stay in
 # cache, and the two cores work on different slices at once. Batch 200 on the 2-core CPU
-# (nn_jax.bench cnn_train): 1 slice 48 ms per step, 4 slices 44 ms, 8 slices 38-42 ms, 16 slices 40 ms
-# (and twice the compile time).
+# (`python -m nn_jax.bench --only cnn_train`, training_slices returning 1, 4, 8, 16 slices):
+# 48, 44, 38-42 and 40 ms per step, the last with twice the compile time.
 SLICE_IMAGES = 25
 MAX_SLICES = 8
 
