@@ -74,7 +74,9 @@ def _train_step_case(config_spec: str, overrides: dict, batch_shape, num_classes
              else rng.random((batch_shape[0], 1), dtype=np.float32))
   batch = jax.device_put((inputs, targets))
   start = time.perf_counter()
-  step = jax.jit(train.make_train_step(tasks.TASKS[config.loss]), donate_argnums=0).lower(state, batch).compile()
+  microbatches = train.microbatch_count(config, model, batch_shape[0])
+  step = jax.jit(train.make_train_step(tasks.TASKS[config.loss], microbatches), donate_argnums=0)
+  step = step.lower(state, batch).compile()
   compile_seconds = time.perf_counter() - start
   holder = {"state": state}
 
@@ -87,9 +89,10 @@ def _train_step_case(config_spec: str, overrides: dict, batch_shape, num_classes
   return compile_seconds, _median_seconds(run, repeats, per_repeat), (config, model, holder, step, inputs, targets)
 
 
-def case_cnn_train(repeats, conv_impl="fused"):
-  compile_seconds, seconds, _ = _train_step_case("experiments/cnn_mnist.py", {"model.conv_impl": conv_impl},
-                                                 (200, 28, 28, 1), 10, repeats, 10)
+def case_cnn_train(repeats, conv_impl="fused", microbatch_size=0, per_repeat=10):
+  overrides = {"model.conv_impl": conv_impl, "microbatch_size": microbatch_size}
+  compile_seconds, seconds, _ = _train_step_case("experiments/cnn_mnist.py", overrides, (200, 28, 28, 1), 10,
+                                                 repeats, per_repeat)
   executed = FUSED_CNN_TRAIN_FLOPS if conv_impl == "fused" else CNN_TRAIN_FLOPS
   return {"images_per_second": 200 / seconds, "step_ms": seconds * 1e3, "compile_seconds": compile_seconds,
           "gflops": 200 / seconds * CNN_TRAIN_FLOPS / 1e9, "executed_gflops": 200 / seconds * executed / 1e9}
@@ -167,6 +170,10 @@ CASES = {
     "matmul_peak": case_matmul_peak,
     "cnn_train": lambda r: case_cnn_train(r, "fused"),
     "cnn_train_plain": lambda r: case_cnn_train(r, "xla"),
+    # Microbatch ablation (cnn_train: the fused path's choice, 100): the whole batch, 50, 25; and the
+    # plain formulation given microbatches of 100 (slow, so fewer steps per repeat).
+    **{f"cnn_train_microbatch_{size}": (lambda r, m=size: case_cnn_train(r, "fused", m)) for size in (200, 50, 25)},
+    "cnn_train_plain_microbatch_100": lambda r: case_cnn_train(r, "xla", 100, per_repeat=2),
     "cnn_eval": lambda r: case_cnn_eval(r, "fused"),
     "cnn_eval_plain": lambda r: case_cnn_eval(r, "xla"),
     "cnn_input_path": case_cnn_input_path,

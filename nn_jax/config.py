@@ -125,6 +125,11 @@ def validate(config: ml_collections.ConfigDict) -> None:
            f"config.checkpoint_best_mode must be 'max' or 'min', got {config.checkpoint_best_mode!r}")
   _require(config.keep_checkpoints >= 1, f"config.keep_checkpoints must be >= 1, got {config.keep_checkpoints}")
   _require(config.eval_batch_size > 0, f"config.eval_batch_size must be positive, got {config.eval_batch_size}")
+  _require(config.microbatch_size >= 0,
+           f"config.microbatch_size must be >= 0 (0 = the model's choice), got {config.microbatch_size}")
+  _require(not (config.batch_size and config.microbatch_size) or config.batch_size % config.microbatch_size == 0,
+           f"config.microbatch_size {config.microbatch_size} does not divide config.batch_size {config.batch_size}; "
+           f"use a divisor of it, or 0 for the model's choice")
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -140,6 +145,9 @@ def base_config() -> ml_collections.ConfigDict:
   config.compute_dtype = "float32"  # or "bfloat16": parameters stay float32
   config.batch_size = 0  # 0: full batch
   config.eval_batch_size = 1000
+  # > 0: each step accumulates the batch's gradient over microbatches of this many examples, one after
+  # another (same gradient, smaller working set); 0: the model's choice (the fused CNN on CPU: about 50).
+  config.microbatch_size = 0
   config.log_every_epochs = 1  # also how many full-batch epochs one compiled scan runs
   config.checkpoint_every_epochs = 1  # 0: only at the end
   config.checkpoint_every_steps = 0  # > 0: also every N steps within an epoch (mini-batch training)

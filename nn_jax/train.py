@@ -24,7 +24,7 @@ from nn_jax import data, interrupt, models, parallel, plots, records, tasks
 from nn_jax.checkpoint import Checkpoints
 from nn_jax.data.dataset import Dataset
 from nn_jax.errors import UserError
-from nn_jax.loop import Diverged, EpochLoop, is_checkpoint_epoch, is_log_epoch, ranked_metrics
+from nn_jax.loop import Diverged, EpochLoop, batch_plan, is_checkpoint_epoch, is_log_epoch, ranked_metrics
 from nn_jax.status import RunStatus
 
 # Fields that say how long, how verbosely or where to run, not what; a resumed run may change them.
@@ -48,17 +48,64 @@ def initial_state(config: ml_collections.ConfigDict, model: nn.Module, input_sha
                                        tx=make_optimizer(config.optimizer))
 
 
-def make_train_step(task: tasks.Task):
-  """Returns the pure `(state, batch) -> (state, metrics)`; metrics are of the params before the update."""
+def microbatch_count(config: ml_collections.ConfigDict, model: nn.Module, batch_size: int) -> int:
+  """How many microbatches a step of `batch_size` examples accumulates its gradient over.
+
+  `config.microbatch_size` > 0 must divide the batch (UserError otherwise). 0 leaves the choice to
+  the model's `training_microbatch_size()` (models without one: the whole batch), rounded to the
+  nearest count of equal microbatches that divides the batch.
+  """
+  size = config.get("microbatch_size", 0)
+  if size:
+    if size > batch_size or batch_size % size:
+      raise UserError(f"config.microbatch_size {size} does not divide the batch of {batch_size} examples; "
+                      f"use a divisor of {batch_size}, or 0 for the model's choice")
+    return batch_size // size
+  preferred = getattr(model, "training_microbatch_size", lambda: 0)()
+  count = max(1, round(batch_size / preferred)) if preferred else 1
+  while batch_size % count:
+    count -= 1
+  return count
+
+
+def _split(array: jax.Array, count: int) -> jax.Array:
+  """(B, ...) -> (count, B / count, ...); example i goes to microbatch i % count, so a batch split
+  along a device mesh stays split within every microbatch."""
+  return array.reshape(array.shape[0] // count, count, *array.shape[1:]).swapaxes(0, 1)
+
+
+def _merge(array: jax.Array) -> jax.Array:
+  """The inverse of _split."""
+  return array.swapaxes(0, 1).reshape(-1, *array.shape[2:])
+
+
+def make_train_step(task: tasks.Task, microbatches: int = 1):
+  """Returns the pure `(state, batch) -> (state, metrics)`; metrics are of the params before the update.
+
+  With `microbatches` > 1 the gradient is accumulated over that many equal microbatches, one after
+  another (a lax.scan): the batch's mean gradient as before, up to summation order, computed with a
+  microbatch's working set. The fused CNN on CPU trains about 1.5x faster so (nn_jax/models/cnn.py).
+  """
 
   def train_step(state, batch):
     inputs, targets = batch
 
-    def loss_fn(params):
+    def loss_fn(params, inputs, targets):
       outputs = state.apply_fn({"params": params}, inputs)
       return task.loss(outputs, targets), outputs
 
-    grads, outputs = jax.grad(loss_fn, has_aux=True)(state.params)
+    gradient = jax.grad(loss_fn, has_aux=True)
+    if microbatches == 1:
+      grads, outputs = gradient(state.params, inputs, targets)
+    else:
+      def accumulate(total, microbatch):
+        grads, outputs = gradient(state.params, *microbatch)
+        return jax.tree_util.tree_map(jnp.add, total, grads), outputs
+
+      zeros = jax.tree_util.tree_map(jnp.zeros_like, state.params)
+      total, outputs = jax.lax.scan(accumulate, zeros, (_split(inputs, microbatches), _split(targets, microbatches)))
+      grads = jax.tree_util.tree_map(lambda g: g / microbatches, total)
+      outputs = _merge(outputs)
     metrics = task.metrics(outputs, targets)
     metrics["grad_norm"] = optax.tree.norm(grads)  # watched by the divergence guard
     return state.apply_gradients(grads=grads), metrics
@@ -143,6 +190,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: pathlib.Path)
   dataset = data.load(config.dataset)
   task = tasks.TASKS[config.loss]
   model = models.build(config.model, config.compute_dtype)
+  _, batch_size, _ = batch_plan(config.batch_size, len(dataset.splits["train"][0]))
+  microbatches = microbatch_count(config, model, batch_size)
   primary = parallel.is_primary()
   workdir.mkdir(parents=True, exist_ok=True)
   status = RunStatus(workdir, enabled=primary)
@@ -152,6 +201,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: pathlib.Path)
   replicated = parallel.replicated(mesh)
   state = jax.device_put(initial_state(config, model, dataset.input_shape), replicated)
   print_model_summary(model, dataset.input_shape)
+  if microbatches > 1:
+    print(f"Each step accumulates its gradient over {microbatches} microbatches of {batch_size // microbatches} "
+          f"examples.")
   checkpoints = Checkpoints(workdir / "checkpoints", keep=config.keep_checkpoints,
                             best_metric=config.checkpoint_best_metric, best_mode=config.checkpoint_best_mode)
   state, progress = checkpoints.restore_latest_good(state, replicated)
@@ -164,7 +216,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: pathlib.Path)
     checkpoints.save(state, position, metrics)
     status.update(steps_done=int(state.step), epochs_done=position["epoch"], last_checkpoint_step=int(state.step))
 
-  loop = EpochLoop(config, dataset, make_train_step(task), mesh, state, progress, save)
+  loop = EpochLoop(config, dataset, make_train_step(task, microbatches), mesh, state, progress, save)
   log = records.MetricsLog(workdir, resume_after_epoch=loop.epoch, enabled=primary)
   predict_fn = jax.jit(lambda params, x: model.apply({"params": params}, x),
                        in_shardings=(replicated, parallel.split_along_data(mesh)), out_shardings=replicated)
@@ -213,7 +265,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: pathlib.Path)
     return None
 
   timing = {"compile_seconds": loop.compile_seconds, "train_seconds": loop.train_seconds,
-            "examples_trained": loop.examples_trained, "wall_start": wall_start, "time_to_target": time_to_target}
+            "examples_trained": loop.examples_trained, "wall_start": wall_start, "time_to_target": time_to_target,
+            "microbatches": microbatches}
   return finish_run(config, workdir, dataset, evaluate_on(loop.state.params, list(dataset.splits)),
                     int(loop.state.step), timing, status,
                     lambda raw: predict_examples(dataset, predict_fn, loop.state.params, raw, devices, place))
@@ -234,6 +287,7 @@ def finish_run(config, workdir: pathlib.Path, dataset: Dataset, final: dict, ste
       "train_seconds": train_seconds,
       "train_examples_per_second": timing["examples_trained"] / train_seconds if train_seconds else None,
       "wall_seconds": time.perf_counter() - timing["wall_start"],
+      "microbatches": timing.get("microbatches", 1),
       **environment(),
   }
   if dataset.reference_metrics:

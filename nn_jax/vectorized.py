@@ -76,7 +76,8 @@ def train_seeds(configs, workdirs) -> list[dict] | None:
                                             best_metric=config.checkpoint_best_metric,
                                             best_mode=config.checkpoint_best_mode)})
 
-  train_step = train.make_train_step(task)
+  microbatches = train.microbatch_count(base, model, batch_size)
+  train_step = train.make_train_step(task, microbatches)
   compile_seconds = 0.0
 
   def compiled(jitted, *args):
@@ -169,7 +170,7 @@ def train_seeds(configs, workdirs) -> list[dict] | None:
     final = train.evaluate_splits(predict_fn, params, dataset, list(dataset.splits), task, base.eval_batch_size)
     timing = {"compile_seconds": compile_seconds / len(seeds), "train_seconds": train_seconds / len(seeds),
               "examples_trained": base.num_epochs * steps_per_epoch * batch_size, "wall_start": wall_start,
-              "vectorized_seeds": len(seeds)}
+              "vectorized_seeds": len(seeds), "microbatches": microbatches}
     summaries.append(train.finish_run(config, run["workdir"], dataset, final, host_step, timing, run["status"],
                                       lambda raw: train.predict_examples(dataset, predict_fn, params, raw)))
   return summaries

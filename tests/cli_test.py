@@ -17,6 +17,8 @@ HOUSE = str(ROOT / "experiments" / "house_mlp.py")
     (["--config.model=3"], "is a group"),
     (["--config.model.activation=swish"], "config.model.activation 'swish' is not one of"),
     (["--config.seed"], "malformed override"),
+    (["--config.microbatch_size=-1"], "microbatch_size must be >= 0"),
+    (["--config.microbatch_size=7"], "microbatch_size 7 does not divide the batch of"),
 ])
 def test_bad_train_config_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys, args, message):
   workdir = tmp_path / "run"
@@ -31,6 +33,7 @@ def test_bad_train_config_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys
     ("cnn_mnist.py", "--config.model.conv_impl=cudnn", "conv_impl 'cudnn' is not one of auto, xla, fused"),
     ("recurrent_series.py", "--config.model.cell=transformer", "config.model.cell 'transformer' is not one of"),
     ("recurrent_series.py:gru", "--config.model.recurrence=fused", "'fused' is for the LSTM only"),
+    ("cnn_mnist.py", "--config.microbatch_size=30", "microbatch_size 30 does not divide config.batch_size 200"),
 ])
 def test_bad_model_choice_is_refused_before_any_work(tmp_path, capsys, config, override, message):
   workdir = tmp_path / "run"

@@ -9,6 +9,7 @@ import tensorflow_datasets as tfds
 
 from conftest import experiment
 from nn_jax import data, loop, models, tasks, train
+from nn_jax.errors import UserError
 
 
 def _house():
@@ -29,6 +30,49 @@ def test_one_train_step_changes_the_parameters_and_lowers_the_loss():
   assert all(jax.tree_util.tree_leaves(changed))
   assert int(new_state.step) == 1
   assert float(metrics_after["loss"]) < float(metrics["loss"])
+
+
+def test_microbatched_step_takes_the_whole_batch_gradient():
+  # With SGD at learning rate 1 a step's parameter change is minus the gradient: accumulating it over
+  # microbatches changes the summation order only. The metrics pair each output with its own target.
+  config = experiment("cnn_mnist")
+  config.optimizer.update({"name": "sgd", "learning_rate": 1.0})
+  model = models.build(config.model)  # the fused path on CPU
+  state = train.initial_state(config, model, (28, 28, 1))
+  rng = np.random.default_rng(0)
+  batch = (rng.random((12, 28, 28, 1), dtype=np.float32), rng.integers(0, 10, 12).astype(np.int32))
+  task = tasks.TASKS[config.loss]
+  change = lambda new: jax.tree_util.tree_leaves(jax.tree_util.tree_map(np.subtract, new.params, state.params))
+  whole, whole_metrics = jax.jit(train.make_train_step(task))(state, batch)
+  for microbatches in (2, 3, 12):
+    split, metrics = jax.jit(train.make_train_step(task, microbatches))(state, batch)
+    for a, b in zip(change(split), change(whole)):
+      np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    for key, value in whole_metrics.items():
+      np.testing.assert_allclose(metrics[key], value, rtol=1e-5)
+
+
+def test_microbatches_interleave_examples_and_merge_back():
+  a = np.arange(12 * 2).reshape(12, 2)
+  split = train._split(a, 3)
+  np.testing.assert_array_equal(split[1], a[1::3])  # example i goes to microbatch i % 3
+  np.testing.assert_array_equal(train._merge(split), a)
+
+
+def test_microbatch_count_follows_the_config_else_the_model():
+  config = experiment("cnn_mnist")
+  fused, plain = models.CNN(conv_impl="fused"), models.CNN(conv_impl="xla")
+  assert train.microbatch_count(config, fused, 200) == 4  # the fused path's 50 examples
+  assert train.microbatch_count(config, fused, 256) == 4  # 5 is nearer but does not divide 256
+  assert train.microbatch_count(config, fused, 30) == 1
+  assert train.microbatch_count(config, plain, 200) == 1
+  house = experiment("house_mlp")
+  assert train.microbatch_count(house, models.build(house.model), 8) == 1
+  config.microbatch_size = 25
+  assert train.microbatch_count(config, plain, 200) == 8
+  config.microbatch_size = 30
+  with pytest.raises(UserError, match="microbatch_size 30 does not divide the batch of 200 examples"):
+    train.microbatch_count(config, fused, 200)
 
 
 def test_epoch_order_is_a_function_of_seed_and_epoch():
