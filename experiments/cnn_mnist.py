@@ -2,8 +2,8 @@
 
 Run:     make train-cnn
          (= python -m nn_jax train --config experiments/cnn_mnist.py --workdir runs/cnn_mnist)
-Expect:  test accuracy about 99% after 10 epochs (seeds 0, 1, 2: 98.97 / 99.14 / 99.20%;
-         99.0% first reached at epoch 5-6, 79-92 s after launch), 2 min 25 s of wall time
+Expect:  test accuracy about 99% after 10 epochs (seeds 0, 1, 2: 99.04 / 99.07 / 99.22%;
+         99.0% first reached at epoch 5-6, 58-67 s after launch), 1 min 41-46 s of wall time
          on the 2-core CPU; README.md "The MNIST CNN" has the per-seed table.
 Smoke:   --config.num_epochs=1 --config.dataset.train_examples=400 --config.dataset.test_examples=500
 """

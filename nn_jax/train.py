@@ -52,8 +52,8 @@ def microbatch_count(config: ml_collections.ConfigDict, model: nn.Module, batch_
   """How many microbatches a step of `batch_size` examples accumulates its gradient over.
 
   `config.microbatch_size` > 0 must divide the batch (UserError otherwise). 0 leaves the choice to
-  the model's `training_microbatch_size()` (models without one: the whole batch), rounded to the
-  nearest count of equal microbatches that divides the batch.
+  the model's `training_microbatch_size()` (models without one: the whole batch): round(batch / size)
+  microbatches, or the next smaller count that divides the batch.
   """
   size = config.get("microbatch_size", 0)
   if size:

@@ -1,4 +1,8 @@
-"""Models by name. Adding one: a linen module, registered here; `config.model` holds its fields."""
+"""Models by name. Adding one: a linen module, registered here; `config.model` holds its fields.
+
+A model may also define `training_microbatch_size()`: how many examples the trainer
+accumulates a gradient over at a time when `config.microbatch_size` is 0 (nn_jax/train.py).
+"""
 
 import flax.linen as nn
 import jax.numpy as jnp
