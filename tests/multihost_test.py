@@ -25,13 +25,14 @@ def _free_port() -> int:
 
 
 def test_two_processes_match_one(tmp_path):
+  # The two processes also accumulate each batch of 16 over 2 microbatches, each split across them.
   single = subprocess.run(MOCK_CLI + ["train", "--config", CNN, "--workdir", str(tmp_path / "one"), *SMALL],
                           capture_output=True, text=True, cwd=ROOT, timeout=300)
   assert single.returncode == 0, single.stderr
 
   address = f"127.0.0.1:{_free_port()}"
   processes = [subprocess.Popen(
-      MOCK_CLI + ["train", "--config", CNN, "--workdir", str(tmp_path / "two"), *SMALL,
+      MOCK_CLI + ["train", "--config", CNN, "--workdir", str(tmp_path / "two"), *SMALL, "--config.microbatch_size=8",
                   f"--config.distributed.coordinator_address={address}", "--config.distributed.num_processes=2",
                   f"--config.distributed.process_id={i}"],
       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT) for i in range(2)]
@@ -41,7 +42,7 @@ def test_two_processes_match_one(tmp_path):
   assert "Test accuracy" in outputs[0][0] and "Epoch" not in outputs[1][0]  # one log, process 0's
 
   summary = json.loads((tmp_path / "two" / "summary.json").read_text())
-  assert summary["device_count"] == 2 and summary["steps"] == 8
+  assert summary["device_count"] == 2 and summary["steps"] == 8 and summary["microbatches"] == 2
   one_rows = (tmp_path / "one" / "metrics.jsonl").read_text().splitlines()
   two_rows = (tmp_path / "two" / "metrics.jsonl").read_text().splitlines()
   assert len(one_rows) == len(two_rows) == 4

@@ -19,9 +19,12 @@ from nn_jax.models.conv_pool import conv_pool_relu
 CONV_IMPLS = ("auto", "xla", "fused")
 # The trainer accumulates the fused path's gradient over microbatches of about this many examples
 # (config.microbatch_size 0): one microbatch's activations stay in cache, where the whole batch of
-# 200 would not. Training steps at batch 200 on the 2-core CPU, microbatches of 200 / 100 / 50 / 25:
-# 40 / 26 / 28 / 28 ms (README "Performance"). XLA's own ops gain nothing from it and go 4x slower
-# in a loop over microbatches, so `xla` trains on the whole batch.
+# 200 would not. Training step at batch 200 on the 2-core CPU (a clean clone's `make bench`, then
+# twice `python -m nn_jax.bench --only cnn_train cnn_train_microbatch_100 cnn_train_microbatch_25`):
+# the whole batch 39 ms; microbatches of 100, 50 and 25: 24-26, 26-30 and 26-27 ms, within this
+# machine's noise of each other; 50 compiles faster and uses less memory than 100. XLA's own ops
+# gain nothing from microbatches (make bench: 141 ms whole, 540 ms in microbatches of 50), so `xla`
+# trains on the whole batch.
 FUSED_TRAINING_MICROBATCH = 50
 
 
