@@ -90,8 +90,8 @@ def _train_step_case(config_spec: str, overrides: dict, batch_shape, num_classes
 
 
 def case_cnn_train(repeats, conv_impl="fused", microbatch_size=0, per_repeat=10):
-  overrides = {"model.conv_impl": conv_impl, "microbatch_size": microbatch_size}
   from nn_jax import train
+  overrides = {"model.conv_impl": conv_impl, "microbatch_size": microbatch_size}
   compile_seconds, seconds, (config, model, *_) = _train_step_case("experiments/cnn_mnist.py", overrides,
                                                                    (200, 28, 28, 1), 10, repeats, per_repeat)
   executed = FUSED_CNN_TRAIN_FLOPS if conv_impl == "fused" else CNN_TRAIN_FLOPS
