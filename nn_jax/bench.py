@@ -121,7 +121,7 @@ def case_cnn_input_path(repeats):
   steps on a batch already on the device; the two alternate, 10 steps at a time."""
   import jax
   from nn_jax import loop, parallel
-  _, _, (config, _, holder, step, inputs, targets) = _train_step_case(
+  _, _, (_, _, holder, step, inputs, targets) = _train_step_case(
       "experiments/cnn_mnist.py", {}, (200, 28, 28, 1), 10, 1, 1)
   rng = np.random.default_rng(1)
   images = rng.random((60000, 28, 28, 1), dtype=np.float32)
@@ -235,6 +235,7 @@ def main() -> None:
 
 
 def summary_table(r: dict) -> str:
+  from nn_jax.models import rnn
   lines = ["| measure | value |", "|---|---|"]
   peak = r.get("matmul_peak", {}).get("gflops")
   if peak:
@@ -267,7 +268,7 @@ def summary_table(r: dict) -> str:
   for cell in ("simple", "lstm", "gru"):
     cells = [r.get(f"{cell}_train_b{b}") for b in (32, 256)]
     if all(cells):
-      label = "lstm (recurrence=auto: optimized)" if cell == "lstm" else f"{cell} (recurrence=auto: scan)"
+      label = f"{cell} (recurrence=auto: {rnn.resolve_recurrence('auto', cell)})"
       lines.append(f"| {label} training (50 units, 10 steps), batch 32 / 256 | {cells[0]['sequences_per_second']:.0f} / "
                    f"{cells[1]['sequences_per_second']:.0f} seq/s; peak RSS {cells[1]['peak_rss_mib']:.0f} MiB |")
   for recurrence in LSTM_ALTERNATIVES:
