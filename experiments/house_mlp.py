@@ -1,4 +1,4 @@
-"""The article's from-scratch MLP: house price from size and age.
+"""The article's from-scratch MLP: house price from size and age, on the article's 20 houses.
 
 2 inputs -> 4 sigmoid units -> 1 linear output; weights standard normal and
 biases ones; full-batch gradient descent at lr 0.01 for 2000 epochs on half
@@ -6,8 +6,9 @@ the mean squared error of standardized data (the article's update rule).
 
 Run:     make train-mlp
          (= python -m nn_jax train --config experiments/house_mlp.py --workdir runs/house_mlp)
-Expect:  see README.md "The house-price MLP" for the loss and the two predictions
-         over seeds 0..4, measured on the 2-core CPU; about a second of training.
+Expect:  "Predicted price for 110 m², 7 years: 211.1 t€" and "... 85 m², 12 years: 172.3 t€",
+         final MSE 0.073 (seed 0); over seeds 0..4 213.2 ± 5.1 and 173.2 ± 1.2 t€, where the
+         article's program gives 205.6-221.9 and 160.8-177.8 t€. Under 3 s on the 2-core CPU.
 """
 
 from nn_jax.config import base_config

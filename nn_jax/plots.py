@@ -8,7 +8,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
 
 
-def plot_metric(rows: list[dict], metric: str, path: pathlib.Path, title: str) -> bool:
+def plot_metric(rows: list[dict], metric: str, path: pathlib.Path, title: str, ylabel: str = "") -> bool:
   """Plots `metric` per epoch, one line per split; returns False when no row has it."""
   splits = sorted({row["split"] for row in rows if metric in row})
   if not splits:
@@ -17,8 +17,8 @@ def plot_metric(rows: list[dict], metric: str, path: pathlib.Path, title: str) -
   for split in splits:
     points = [(row["epoch"], row[metric]) for row in rows if row["split"] == split and metric in row]
     ax.plot(*zip(*points), label=split, marker="." if len(points) < 50 else None)
-  ax.set_xlabel("epoch")
-  ax.set_ylabel(metric)
+  ax.set_xlabel("Epoch")
+  ax.set_ylabel(ylabel or metric)
   ax.set_title(title)
   ax.grid(alpha=0.3)
   ax.legend()
@@ -28,9 +28,11 @@ def plot_metric(rows: list[dict], metric: str, path: pathlib.Path, title: str) -
   return True
 
 
-def plot_run(rows: list[dict], workdir: pathlib.Path, name: str) -> None:
-  plot_metric(rows, "loss", workdir / "loss.png", f"{name}: loss")
-  plot_metric(rows, "accuracy", workdir / "accuracy.png", f"{name}: accuracy")
+def plot_run(rows: list[dict], workdir: pathlib.Path, name: str, curve: tuple[str, str] = ("loss", "Loss")) -> None:
+  """loss.png: the learning curve `curve` = (metric, axis label) names; accuracy.png for classifiers."""
+  metric, label = curve
+  plot_metric(rows, metric, workdir / "loss.png", f"{name}: loss per epoch", label)
+  plot_metric(rows, "accuracy", workdir / "accuracy.png", f"{name}: accuracy per epoch", "Accuracy")
 
 
 def plot_bands(curves: dict, metric: str, path: pathlib.Path) -> None:

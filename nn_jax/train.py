@@ -41,11 +41,22 @@ def init_params(model: nn.Module, input_shape, key: jax.Array):
   return model.init(key, jnp.zeros((1, *input_shape), jnp.float32))["params"]
 
 
-def initial_state(config: ml_collections.ConfigDict, model: nn.Module, input_shape) -> train_state.TrainState:
-  """The state before the first step; its keys derive from `config.seed` alone."""
+def initial_state(config: ml_collections.ConfigDict, model: nn.Module, input_shape,
+                  params=None) -> train_state.TrainState:
+  """The state before the first step; its keys derive from `config.seed` alone.
+
+  `params` replaces the seed's initialization with given values of the same tree (a parity test
+  starting from another program's weights, a warm start); UserError when the tree differs.
+  """
   init_key = jax.random.fold_in(jax.random.key(config.seed), 0)
-  return train_state.TrainState.create(apply_fn=model.apply, params=init_params(model, input_shape, init_key),
-                                       tx=make_optimizer(config.optimizer))
+  initialized = init_params(model, input_shape, init_key)
+  if params is not None:
+    expected = jax.tree_util.tree_map(lambda a: (a.shape, a.dtype), initialized)
+    given = jax.tree_util.tree_map(lambda a: (np.shape(a), jnp.float32), params)
+    if given != expected:
+      raise UserError(f"the given initial params do not match {type(model).__name__}'s: expected {expected}")
+    initialized = jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float32), params)
+  return train_state.TrainState.create(apply_fn=model.apply, params=initialized, tx=make_optimizer(config.optimizer))
 
 
 def microbatch_count(config: ml_collections.ConfigDict, model: nn.Module, batch_size: int) -> int:
@@ -176,8 +187,11 @@ def check_resumable(config: ml_collections.ConfigDict, workdir: pathlib.Path) ->
                     f"--config.allow_config_change=True to resume it anyway")
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict | None:
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: pathlib.Path, initial_params=None) -> dict | None:
   """Trains `config` in `workdir`, resuming from its latest good checkpoint.
+
+  `initial_params`, when given, starts a new run from these parameters instead of the seed's
+  initialization (see `initial_state`); a resumed run continues from its checkpoint as always.
 
   Returns the summary, or None when a signal stopped the run (it is resumable).
   Raises Diverged when a loss or gradient becomes NaN or Inf.
@@ -199,7 +213,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: pathlib.Path)
     records.write_config(workdir, config)
 
   replicated = parallel.replicated(mesh)
-  state = jax.device_put(initial_state(config, model, dataset.input_shape), replicated)
+  state = jax.device_put(initial_state(config, model, dataset.input_shape, initial_params), replicated)
   print_model_summary(model, dataset.input_shape)
   if microbatches > 1:
     print(f"Each step accumulates its gradient over {microbatches} microbatches of {batch_size // microbatches} "
@@ -277,7 +291,8 @@ def finish_run(config, workdir: pathlib.Path, dataset: Dataset, final: dict, ste
   """Writes a finished run's plots, summary.json and status, prints its results, returns the summary."""
   primary = parallel.is_primary()
   if primary:
-    plots.plot_run(records.read_metrics(workdir), workdir, config.name or config.model.name)
+    plots.plot_run(records.read_metrics(workdir), workdir, config.name or config.model.name,
+                   tasks.TASKS[config.loss].curve)
   train_seconds = timing["train_seconds"]
   summary = {
       "final": final,
@@ -322,7 +337,7 @@ def predict_examples(dataset: Dataset, predict_fn, params, raw_inputs, multiple:
   values = dataset.decode_outputs(outputs).reshape(len(raw), -1)
   results = []
   for inputs, value in zip(raw, values):
-    print("Prediction:", dataset.describe_prediction(inputs, float(value[0])))
+    print(dataset.describe_prediction(inputs, float(value[0])))
     results.append({"input": inputs.tolist(), "prediction": float(value[0])})
   return results
 

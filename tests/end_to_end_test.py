@@ -22,7 +22,7 @@ def test_make_train_mlp_writes_a_complete_run_directory(tmp_path):
   assert "Total Parameters: 17" in out  # the model summary
   assert [line.split(":")[0] for line in out.splitlines() if line.startswith("Epoch ")] == [
       f"Epoch {e}/300" for e in (100, 200, 300)]
-  assert "size_m2=110, age_years=7 -> price" in out and "size_m2=85, age_years=12 -> price" in out
+  assert "Predicted price for 110 m², 7 years: " in out and "Predicted price for 85 m², 12 years: " in out
 
   config = json.loads((workdir / "config.json").read_text())
   assert config["num_epochs"] == 300 and config["seed"] == 3 and config["model"]["hidden_units"] == [4]
@@ -49,7 +49,7 @@ def test_make_train_mlp_writes_a_complete_run_directory(tmp_path):
                              capture_output=True, text=True, cwd=ROOT)
   assert predicted.returncode == 0, predicted.stderr
   expected = summary["predictions"][0]["prediction"]
-  assert f"size_m2=110, age_years=7 -> price {expected:.1f} t€" in predicted.stdout
+  assert f"Predicted price for 110 m², 7 years: {expected:.1f} t€" in predicted.stdout
 
 
 @needs_shared_tfds

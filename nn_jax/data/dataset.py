@@ -29,11 +29,15 @@ class Dataset:
   target_scale: float = 1.0
   # Metrics of simple references to beat, per split, e.g. {"test": {"naive_rmse": 21.3}}.
   reference_metrics: dict = dataclasses.field(default_factory=dict)
+  # How a prediction is printed: str.format with the input names and `value`; "": a generic line.
+  prediction_template: str = ""
 
   @property
   def input_shape(self) -> tuple[int, ...]:
     return self.splits["train"][0].shape[1:]
 
   def describe_prediction(self, raw_input, value: float) -> str:
+    if self.prediction_template:
+      return self.prediction_template.format(**dict(zip(self.input_names, raw_input)), value=value)
     inputs = ", ".join(f"{name}={v:g}" for name, v in zip(self.input_names, raw_input))
-    return f"{inputs} -> {self.target_name} {value:.1f} {self.target_unit}".rstrip()
+    return f"Prediction: {inputs} -> {self.target_name} {value:.1f} {self.target_unit}".rstrip()

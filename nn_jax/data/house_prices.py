@@ -33,4 +33,5 @@ def load() -> Dataset:
   return Dataset(
       name="house_prices", splits={"train": train},
       input_names=("size_m2", "age_years"), target_name="price", target_unit="t€",
-      encode_inputs=encode_inputs, decode_outputs=decode_outputs, target_scale=float(y_std[0]))
+      encode_inputs=encode_inputs, decode_outputs=decode_outputs, target_scale=float(y_std[0]),
+      prediction_template="Predicted price for {size_m2:g} m², {age_years:g} years: {value:.1f} t€")
