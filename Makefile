@@ -6,18 +6,22 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 ARGS ?=
 
-# Offline machines: use the prepared MNIST beside the project when there is one,
-# unless the caller already chose a TFDS_DATA_DIR.
+# Offline machines: use a prepared MNIST copy in the repo's git-ignored data/ folder, else the one
+# beside the project, unless the caller already chose a TFDS_DATA_DIR.
+LOCAL_TFDS := $(abspath data/tfds)
 SHARED_TFDS := $(abspath ../shared/data/tfds)
 ifeq ($(origin TFDS_DATA_DIR),undefined)
-ifneq ($(wildcard $(SHARED_TFDS)/mnist/3.0.1/dataset_info.json),)
+ifneq ($(wildcard $(LOCAL_TFDS)/mnist/3.0.1/dataset_info.json),)
+export TFDS_DATA_DIR := $(LOCAL_TFDS)
+else ifneq ($(wildcard $(SHARED_TFDS)/mnist/3.0.1/dataset_info.json),)
 export TFDS_DATA_DIR := $(SHARED_TFDS)
 endif
 endif
 
 TRAIN := $(PY) -m nn_jax train
 
-.PHONY: venv test train-mlp train-cnn train-fnn train-rnn train-lstm train-gru sweep report bench clean
+.PHONY: venv test test-fast train-mlp train-cnn train-fnn train-rnn train-lstm train-gru sweep report bench \
+        wheelhouse device-check clean
 
 venv: $(STAMP)
 
@@ -27,8 +31,11 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $@
 
-test: $(STAMP)
+test: $(STAMP)  # everything: what CI runs
 	$(PY) -m pytest -q tests
+
+test-fast: $(STAMP)  # the unit tests, under a minute: run them constantly
+	$(PY) -m pytest -q -m "not slow" tests
 
 train-mlp: $(STAMP)
 	$(TRAIN) --config experiments/house_mlp.py --workdir $(or $(WORKDIR),runs/house_mlp) $(ARGS)
@@ -59,5 +66,33 @@ report: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m nn_jax.bench
 
+# --- Offline accelerator nodes ---------------------------------------------------------------
+# A node with CUDA JAX, flax, optax and orbax-checkpoint preinstalled (and no internet) still lacks a
+# few packages: `make wheelhouse` fetches them for the node's Python into wheelhouse/ (nn_jax/wheelhouse.py).
+PYTHON_VERSION ?= 3.12
+
+wheelhouse: $(STAMP)
+	$(PY) -m nn_jax.wheelhouse --python-version $(PYTHON_VERSION) --dest wheelhouse
+
+# On an accelerator node (wheelhouse/ but no .venv): install what wheelhouse/ holds next to the node's
+# own packages (never touching its jax), then check the device end to end (nn_jax/device_check.py).
+# Anywhere else the project's .venv runs it unchanged.
+DEVICE_SITE := .device-site
+DEVICE_PY := $(PY)
+DEVICE_DEPS := $(STAMP)
+ifneq ($(wildcard wheelhouse/*.whl),)
+ifeq ($(wildcard $(VENV)/bin/python),)
+DEVICE_PY := PYTHONPATH=$(abspath $(DEVICE_SITE)):$(CURDIR) $(PYTHON)
+DEVICE_DEPS := $(DEVICE_SITE)/.installed
+endif
+endif
+
+$(DEVICE_SITE)/.installed: $(wildcard wheelhouse/*.whl)
+	$(PYTHON) -m pip install --quiet --no-index --no-deps --no-compile --target $(DEVICE_SITE) wheelhouse/*.whl
+	touch $@
+
+device-check: $(DEVICE_DEPS)
+	$(DEVICE_PY) -m nn_jax.device_check $(if $(OUT_DIR),--out $(OUT_DIR)) $(ARGS)
+
 clean:
-	rm -rf runs .pytest_cache
+	rm -rf runs .pytest_cache $(DEVICE_SITE)

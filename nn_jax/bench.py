@@ -58,24 +58,24 @@ def case_matmul_peak(repeats):
   return {"gflops": 2 * n ** 3 / seconds / 1e9}
 
 
-def _train_step_case(config_spec: str, overrides: dict, batch_shape, num_classes, repeats, per_repeat):
-  """Compile time and seconds per step of the trainer's own step, on a batch already on the device."""
+def _train_step_case(config_spec: str, overrides: dict, batch_shape, num_classes, repeats, per_repeat,
+                     model_class=None):
+  """Compile time and seconds per step of the trainer's own step, on a batch already on the device.
+  `model_class` replaces the config's model class (the benchmark-only recurrences)."""
   import jax
+  from nn_jax import auto, models, step as step_lib, tasks, train
   from nn_jax import config as config_lib
-  from nn_jax import models, tasks, train
-  config = config_lib.load_config(config_spec)
-  for key, value in overrides.items():
-    config_lib.apply_override(config, f"{key}={value!r}")
+  config = auto.resolve(config_lib.load(config_spec, overrides))
   model = models.build(config.model, config.compute_dtype)
+  if model_class is not None:
+    model = model_class(**{k: v for k, v in config.model.items() if k != "name"}, dtype=model.dtype)
   state = train.initial_state(config, model, batch_shape[1:])
-  rng = np.random.default_rng(0)
-  inputs = rng.random(batch_shape, dtype=np.float32)
-  targets = (rng.integers(0, num_classes, batch_shape[0]).astype(np.int32) if num_classes
-             else rng.random((batch_shape[0], 1), dtype=np.float32))
+  inputs, targets = _random_data(batch_shape, num_classes)
   batch = jax.device_put((inputs, targets))
   start = time.perf_counter()
-  microbatches = train.microbatch_count(config, model, batch_shape[0])
-  step = jax.jit(train.make_train_step(tasks.TASKS[config.loss], microbatches), donate_argnums=0)
+  microbatches = train.microbatch_count(batch_shape[0], config.microbatch_size)
+  step = jax.jit(step_lib.make_train_step(tasks.TASKS[config.loss], type(model).rng_streams, microbatches),
+                 donate_argnums=0)
   step = step.lower(state, batch).compile()
   compile_seconds = time.perf_counter() - start
   holder = {"state": state}
@@ -89,88 +89,154 @@ def _train_step_case(config_spec: str, overrides: dict, batch_shape, num_classes
   return compile_seconds, _median_seconds(run, repeats, per_repeat), (config, model, holder, step, inputs, targets)
 
 
-def case_cnn_train(repeats, conv_impl="fused", microbatch_size=0, per_repeat=10):
+def _random_data(shape, num_classes: int, seed: int = 0):
+  rng = np.random.default_rng(seed)
+  inputs = rng.random(shape, dtype=np.float32)
+  targets = (rng.integers(0, num_classes, shape[0]).astype(np.int32) if num_classes
+             else rng.random((shape[0], 1), dtype=np.float32))
+  return inputs, targets
+
+
+def case_cnn_train(repeats, conv_impl="auto", microbatch_size=0, per_repeat=10, compute_dtype="float32"):
   from nn_jax import train
-  overrides = {"model.conv_impl": conv_impl, "microbatch_size": microbatch_size}
-  compile_seconds, seconds, (config, model, *_) = _train_step_case("experiments/cnn_mnist.py", overrides,
-                                                                   (200, 28, 28, 1), 10, repeats, per_repeat)
-  executed = FUSED_CNN_TRAIN_FLOPS if conv_impl == "fused" else CNN_TRAIN_FLOPS
+  overrides = {"model.conv_impl": conv_impl, "microbatch_size": microbatch_size, "compute_dtype": compute_dtype}
+  compile_seconds, seconds, (config, *_) = _train_step_case("experiments/cnn_mnist.py", overrides,
+                                                            (200, 28, 28, 1), 10, repeats, per_repeat)
+  executed = FUSED_CNN_TRAIN_FLOPS if config.model.conv_impl == "fused" else CNN_TRAIN_FLOPS
   return {"images_per_second": 200 / seconds, "step_ms": seconds * 1e3, "compile_seconds": compile_seconds,
           "gflops": 200 / seconds * CNN_TRAIN_FLOPS / 1e9, "executed_gflops": 200 / seconds * executed / 1e9,
-          "microbatches": train.microbatch_count(config, model, 200)}
+          "microbatches": train.microbatch_count(200, config.microbatch_size), "conv_impl": config.model.conv_impl}
 
 
-def case_cnn_eval(repeats, conv_impl="fused"):
+def case_cnn_eval(repeats, conv_impl="auto", compute_dtype="float32"):
   import jax
   from nn_jax import config as config_lib
-  from nn_jax import models, train
-  config = config_lib.load_config("experiments/cnn_mnist.py")
-  config.model.conv_impl = conv_impl
-  model = models.build(config.model)
-  params = train.init_params(model, (28, 28, 1), jax.random.key(0))
+  from nn_jax import models, step, train
+  config = config_lib.load("experiments/cnn_mnist.py", {"model.conv_impl": conv_impl, "compute_dtype": compute_dtype})
+  model = models.build(config.model, compute_dtype)
+  variables = train.initial_state(config, model, (28, 28, 1)).variables()
   x = jax.device_put(np.random.default_rng(0).random((1000, 28, 28, 1), dtype=np.float32))
-  predict = jax.jit(lambda p, x: model.apply({"params": p}, x))
-  predict(params, x).block_until_ready()
-  seconds = _median_seconds(lambda: predict(params, x).block_until_ready(), repeats, 3)
+  predict = jax.jit(step.make_predict(model))
+  predict(variables, x).block_until_ready()
+  seconds = _median_seconds(lambda: predict(variables, x).block_until_ready(), repeats, 3)
   return {"images_per_second": 1000 / seconds, "gflops": 1000 / seconds * CNN_EVAL_FLOPS / 1e9}
 
 
-def case_cnn_input_path(repeats):
-  """The step time fed as the trainer feeds it (host gather by the epoch's permutation, then
-  placed on the mesh, steps dispatched without waiting, as nn_jax/loop.py does) against the same
-  steps on a batch already on the device; the two alternate, 10 steps at a time."""
+def _epoch_loop(config_spec: str, overrides: dict, shape, num_classes: int):
+  """The trainer's own epoch loop (nn_jax/loop.py) over random data of `shape`, without checkpoints."""
   import jax
-  from nn_jax import loop, parallel
-  _, _, (_, _, holder, step, inputs, targets) = _train_step_case(
-      "experiments/cnn_mnist.py", {}, (200, 28, 28, 1), 10, 1, 1)
-  rng = np.random.default_rng(1)
-  images = rng.random((60000, 28, 28, 1), dtype=np.float32)
-  labels = rng.integers(0, 10, 60000).astype(np.int32)
-  order = loop.epoch_permutation(0, 0, 60000)
+  from nn_jax import auto, models, parallel, step, tasks, train
+  from nn_jax import config as config_lib
+  from nn_jax.loop import EpochLoop, seed_keys
+  config = config_lib.load(config_spec, {**overrides, "progress": False, "num_epochs": 10 ** 6})
+  inputs, targets = _random_data(shape, num_classes, seed=1)
+  config = auto.resolve(config, data_bytes=inputs.nbytes + targets.nbytes)
+  model = models.build(config.model, config.compute_dtype)
   mesh = parallel.make_mesh()
-  on_device = parallel.global_batch(mesh, (inputs, targets))
-  position = {"batch": 0}
+  state = jax.device_put(train.initial_state(config, model, shape[1:], len(inputs)), parallel.replicated(mesh))
+  microbatches = train.microbatch_count(config.batch_size, config.microbatch_size)
+  train_step = step.make_train_step(tasks.TASKS[config.loss], type(model).rng_streams, microbatches)
+  source = "device" if config.data_on_device == "true" else "host"
+  epoch_loop = EpochLoop(config, inputs, targets, train_step, mesh, state, None, [seed_keys(0)["data"]], source,
+                         config.steps_per_dispatch, save_fn=lambda *args: None)
+  return config, epoch_loop
 
-  def fed_batch():
-    b = position["batch"] = (position["batch"] + 1) % 300
-    indices = order[b * 200:(b + 1) * 200]
-    return parallel.global_batch(mesh, (images[indices], labels[indices]))
 
-  def ten_steps(next_batch):
-    start = time.perf_counter()
-    for _ in range(10):
-      holder["state"], metrics = step(holder["state"], next_batch())
-    jax.block_until_ready(metrics)
-    return (time.perf_counter() - start) / 10
+class _NoStop:
+  requested = False
+  reason = ""
 
-  times = {"device": [], "fed": []}
+
+def _epoch_seconds(epoch_loop) -> float:
+  """Wall seconds of the loop's next epoch, compilation excluded (it reports it apart)."""
+  runs = epoch_loop.run(_NoStop())
+  before = epoch_loop.compile_seconds
+  start = time.perf_counter()
+  next(runs)
+  return time.perf_counter() - start - (epoch_loop.compile_seconds - before)
+
+
+def case_cnn_loop(repeats, examples=12000):
+  """The trainer's epoch loop on MNIST-shaped data, alternating with the same step timed alone on a batch
+  already on the device: how close the loop (batches gathered, steps dispatched K at a time, metrics
+  folded) comes to the benchmarked step."""
+  _, step_seconds, (_, _, holder, step, inputs, targets) = _train_step_case(
+      "experiments/cnn_mnist.py", {}, (200, 28, 28, 1), 10, 1, 1)
+  config, epoch_loop = _epoch_loop("experiments/cnn_mnist.py", {}, (examples, 28, 28, 1), 10)
+  _epoch_seconds(epoch_loop)  # compiles the dispatch programs
+  import jax
+  batch = jax.device_put((inputs, targets))
+  steps = examples // 200
+  loop_times, step_times = [], []
   for _ in range(repeats):
-    times["device"].append(ten_steps(lambda: on_device))
-    times["fed"].append(ten_steps(fed_batch))
-  device_seconds, fed_seconds = (float(np.median(times[k])) for k in ("device", "fed"))
-  return {"device_batch_step_ms": device_seconds * 1e3, "real_input_step_ms": fed_seconds * 1e3,
-          "ratio": fed_seconds / device_seconds}
+    loop_times.append(_epoch_seconds(epoch_loop) / steps)
+    start = time.perf_counter()
+    for _ in range(steps):
+      holder["state"], metrics = step(holder["state"], batch)
+    jax.block_until_ready(metrics)
+    step_times.append((time.perf_counter() - start) / steps)
+  loop_seconds, step_seconds = float(np.median(loop_times)), float(np.median(step_times))
+  return {"loop_step_ms": loop_seconds * 1e3, "step_ms": step_seconds * 1e3, "ratio": loop_seconds / step_seconds,
+          "loop_images_per_second": 200 / loop_seconds, "data_on_device": config.data_on_device,
+          "steps_per_dispatch": config.steps_per_dispatch}
+
+
+def case_cnn_epoch(repeats, steps_per_dispatch, data_on_device="auto"):
+  """Seconds per MNIST-sized CNN epoch (60,000 random images, 300 steps) in the trainer's loop at K steps
+  per dispatch: what `steps_per_dispatch` is chosen from on an accelerator."""
+  config, epoch_loop = _epoch_loop("experiments/cnn_mnist.py", {"steps_per_dispatch": steps_per_dispatch,
+                                                                "data_on_device": data_on_device},
+                                   (60000, 28, 28, 1), 10)
+  _epoch_seconds(epoch_loop)
+  seconds = float(np.median([_epoch_seconds(epoch_loop) for _ in range(repeats)]))
+  return {"epoch_seconds": seconds, "images_per_second": 60000 // 200 * 200 / seconds,
+          "steps_per_dispatch": config.steps_per_dispatch, "data_on_device": config.data_on_device}
+
+
+def case_epoch(repeats, config_spec, steps_per_dispatch, data_on_device="auto"):
+  """Seconds per epoch of the trainer's loop for a dispatch-bound model, at K steps per dispatch."""
+  from nn_jax import data
+  from nn_jax import config as config_lib
+  dataset = data.load(config_lib.load(config_spec).dataset)
+  inputs = dataset.splits["train"][0]
+  num_classes = 2 if "fnn" in config_spec else 0
+  config, epoch_loop = _epoch_loop(config_spec, {"steps_per_dispatch": steps_per_dispatch,
+                                                 "data_on_device": data_on_device}, inputs.shape, num_classes)
+  _epoch_seconds(epoch_loop)
+  seconds = float(np.median([_epoch_seconds(epoch_loop) for _ in range(repeats * 5)]))
+  return {"epoch_ms": seconds * 1e3, "steps_per_epoch": epoch_loop.steps_per_epoch,
+          "steps_per_dispatch": config.steps_per_dispatch, "data_on_device": config.data_on_device}
 
 
 def case_rnn_train(repeats, cell="lstm", batch=32, recurrence="auto"):
-  _, seconds, _ = _train_step_case(f"experiments/recurrent_series.py:{cell}", {"model.recurrence": recurrence},
-                                   (batch, 10, 1), 0, repeats, 20)
+  from nn_jax import bench_recurrences
+  benchmark_only = recurrence in bench_recurrences.RECURRENCES
+  overrides = {} if benchmark_only else {"model.recurrence": recurrence}
+  model_class = bench_recurrences.BenchSequenceRegressor if benchmark_only else None
+  if benchmark_only:
+    model_class = _with_recurrence(model_class, recurrence)
+  _, seconds, _ = _train_step_case(f"experiments/recurrent_series.py:{cell}", overrides, (batch, 10, 1), 0, repeats, 20,
+                                   model_class)
   return {"sequences_per_second": batch / seconds, "step_ms": seconds * 1e3}
+
+
+def _with_recurrence(model_class, recurrence: str):
+  return lambda **fields: model_class(**{**fields, "recurrence": recurrence})
 
 
 def case_house_mlp(repeats):
   """The article's 2000 epochs: the trainer's compiled scan against the article's NumPy loop."""
   import jax
   from nn_jax import config as config_lib
-  from nn_jax import data, loop, models, numpy_reference, tasks, train
-  config = config_lib.load_config("experiments/house_mlp.py")
+  from nn_jax import data, models, numpy_reference, step, tasks, train
+  config = config_lib.load("experiments/house_mlp.py")
   dataset = data.load(config.dataset)
   model = models.build(config.model)
   state = train.initial_state(config, model, dataset.input_shape)
   batch = jax.device_put(dataset.splits["train"])
-  scan = jax.jit(loop._full_batch_epochs(train.make_train_step(tasks.TASKS[config.loss])), static_argnums=2)
+  scan = jax.jit(step.make_dispatch(step.make_train_step(tasks.TASKS[config.loss]), "full", 2000))
   start = time.perf_counter()
-  compiled = scan.lower(state, batch, 2000).compile()
+  compiled = scan.lower(state, batch).compile()
   compile_seconds = time.perf_counter() - start
   jax_seconds = _median_seconds(lambda: jax.block_until_ready(compiled(state, batch)), repeats, 1)
   params = jax.tree_util.tree_map(lambda a: np.asarray(a, np.float64), state.params)
@@ -179,26 +245,46 @@ def case_house_mlp(repeats):
   return {"jax_seconds": jax_seconds, "compile_seconds": compile_seconds, "numpy_seconds": numpy_seconds}
 
 
+def case_torch_cnn(repeats):
+  """PyTorch eager, the same CNN, batch 200, Adam, on this machine's accelerator (or CPU): a same-run
+  reference (nn_jax/bench_torch.py). Skipped where torch is not installed."""
+  from nn_jax import bench_torch
+  return bench_torch.measure(repeats)
+
+
 LSTM_ALTERNATIVES = ("scan", "nn_scan", "unrolled", "fused")  # to recurrence=auto, which picks optimized
+DISPATCH_MODELS = {"fnn": "experiments/fnn_binary.py", "lstm": "experiments/recurrent_series.py:lstm",
+                   "gru": "experiments/recurrent_series.py:gru", "simple": "experiments/recurrent_series.py:simple"}
 
 CASES = {
     "matmul_peak": case_matmul_peak,
-    "cnn_train": lambda r: case_cnn_train(r, "fused"),
-    "cnn_train_plain": lambda r: case_cnn_train(r, "xla"),
-    # Microbatches (cnn_train: the fused path's own choice, 50): the whole batch, 100, 25; and the
+    "cnn_train": lambda r: case_cnn_train(r, "auto"),
+    "cnn_train_plain": lambda r: case_cnn_train(r, "xla", microbatch_size=200),
+    "cnn_train_bf16": lambda r: case_cnn_train(r, "auto", compute_dtype="bfloat16"),
+    # Microbatches (cnn_train on CPU: the fused path's own choice, 50): the whole batch, 100, 25; and the
     # plain formulation given microbatches of 50 (slow, so fewer steps per repeat).
     **{f"cnn_train_microbatch_{size}": (lambda r, m=size: case_cnn_train(r, "fused", m)) for size in (200, 100, 25)},
     "cnn_train_plain_microbatch_50": lambda r: case_cnn_train(r, "xla", 50, per_repeat=2),
-    "cnn_eval": lambda r: case_cnn_eval(r, "fused"),
+    "cnn_eval": lambda r: case_cnn_eval(r, "auto"),
     "cnn_eval_plain": lambda r: case_cnn_eval(r, "xla"),
-    "cnn_input_path": case_cnn_input_path,
+    "cnn_eval_bf16": lambda r: case_cnn_eval(r, "auto", "bfloat16"),
+    "cnn_loop": case_cnn_loop,
+    # Accelerators: a whole CNN epoch at K steps per dispatch, data on the device or sent from the host.
+    **{f"cnn_epoch_k{k}": (lambda r, k=k: case_cnn_epoch(r, k)) for k in (1, 10, 100)},
+    "cnn_epoch_k100_host": lambda r: case_cnn_epoch(r, 100, "false"),
+    "torch_cnn": case_torch_cnn,
+    **{f"{name}_epoch_k{k}": (lambda r, spec=spec, k=k: case_epoch(r, spec, k))
+       for name, spec in DISPATCH_MODELS.items() for k in (1, 0)},
     **{f"{cell}_train_b{batch}": (lambda r, c=cell, b=batch: case_rnn_train(r, c, b))
        for cell in ("simple", "lstm", "gru") for batch in (32, 256)},
-    # The LSTM looped the other ways the model offers (same numbers, tests/rnn_test.py).
+    # The LSTM looped the other ways (same numbers: tests/rnn_test.py, tests/bench_recurrences_test.py).
     **{f"lstm_{recurrence}_b{batch}": (lambda r, rec=recurrence, b=batch: case_rnn_train(r, "lstm", b, rec))
        for recurrence in LSTM_ALTERNATIVES for batch in (32, 256)},
     "house_mlp": case_house_mlp,
 }
+CPU_ONLY = ("cnn_train_microbatch_200", "cnn_train_microbatch_100", "cnn_train_microbatch_25",
+            "cnn_train_plain_microbatch_50")  # the fused CPU path's ablations
+ACCELERATOR_ONLY = ("cnn_epoch_k1", "cnn_epoch_k10", "cnn_epoch_k100", "cnn_epoch_k100_host")  # minutes each on CPU
 
 
 def run_case(name: str, repeats: int) -> dict:
@@ -207,80 +293,149 @@ def run_case(name: str, repeats: int) -> dict:
   return result
 
 
+def _shown(value) -> str:
+  return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def run_cases(names, repeats: int, timeout: float | None = None, out: str | None = None,
+              info: dict | None = None) -> dict:
+  """Each case in its own subprocess; a case that fails or times out is recorded as such, not fatal.
+  With `out`, the results so far are written there after each case."""
+  results = {"machine": info or machine()}
+  for name in names:
+    try:
+      done = subprocess.run([sys.executable, "-m", "nn_jax.bench", "--case", name, "--repeats", str(repeats)],
+                            capture_output=True, text=True, timeout=timeout)
+      if done.returncode:
+        results[name] = {"error": done.stderr.strip().splitlines()[-1][:300] if done.stderr.strip() else "failed"}
+      else:
+        results[name] = json.loads(done.stdout.strip().splitlines()[-1])
+    except subprocess.TimeoutExpired:
+      results[name] = {"error": f"timed out after {timeout} s"}
+    print(f"{name:30s} " + ", ".join(f"{k} {_shown(v)}" for k, v in results[name].items()), flush=True)
+    if out:
+      with open(out, "w") as f:
+        json.dump(results, f, indent=2)
+  return results
+
+
+def default_cases(backend: str) -> list[str]:
+  skipped = ACCELERATOR_ONLY if backend == "cpu" else CPU_ONLY
+  return [name for name in CASES if name not in skipped]
+
+
+def machine() -> dict:
+  """The machine, asked in a subprocess: this process never starts JAX, so the cases have the device."""
+  done = subprocess.run([sys.executable, "-c", "import json, os, jax; print(json.dumps({'device_kind': "
+                         "jax.devices()[0].device_kind, 'backend': jax.default_backend(), 'cpu_count': os.cpu_count(), "
+                         "'jax': jax.__version__}))"], capture_output=True, text=True)
+  return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--repeats", type=int, default=7)
   parser.add_argument("--case", help=argparse.SUPPRESS)  # internal: run one case in this process
   parser.add_argument("--only", nargs="*", choices=list(CASES), help="run these cases only")
+  parser.add_argument("--table", metavar="BENCH_JSON", help="print the Markdown table of an earlier run and exit")
   parser.add_argument("--out", default="bench.json")
+  parser.add_argument("--case-timeout", type=float, default=None, help="seconds before a case counts as failed")
   args = parser.parse_args()
   if args.case:
     print(json.dumps(run_case(args.case, args.repeats)))
     return
-  results = {}
-  for name in args.only or CASES:
-    done = subprocess.run([sys.executable, "-m", "nn_jax.bench", "--case", name, "--repeats", str(args.repeats)],
-                          capture_output=True, text=True)
-    if done.returncode:
-      raise SystemExit(f"bench case {name} failed:\n{done.stderr[-2000:]}")
-    results[name] = json.loads(done.stdout.strip().splitlines()[-1])
-    print(f"{name:18s} " + ", ".join(f"{k} {v:.4g}" for k, v in results[name].items()), flush=True)
-  import jax
-  results["machine"] = {"device_kind": jax.devices()[0].device_kind, "backend": jax.default_backend(),
-                        "cpu_count": __import__("os").cpu_count(), "jax": jax.__version__}
+  if args.table:
+    with open(args.table) as f:
+      print(summary_table(json.load(f)))
+    return
+  info = machine()
+  results = run_cases(args.only or default_cases(info["backend"]), args.repeats, args.case_timeout, args.out, info)
   print(summary_table(results))
-  with open(args.out, "w") as f:
-    json.dump(results, f, indent=2)
   print(f"Wrote {args.out}")
 
 
+def _ok(r: dict, name: str):
+  case = r.get(name)
+  return case if case and "error" not in case and "skipped" not in case else None
+
+
 def summary_table(r: dict) -> str:
+  """The Markdown table docs/performance.md quotes, from a bench.json."""
   from nn_jax.models import rnn
   lines = ["| measure | value |", "|---|---|"]
-  peak = r.get("matmul_peak", {}).get("gflops")
+  if "machine" in r:
+    m = r["machine"]
+    lines.append(f"| machine | {m['device_kind']} ({m['backend']}), {m['cpu_count']} CPU cores, jax {m['jax']} |")
+  peak = (_ok(r, "matmul_peak") or {}).get("gflops")
   if peak:
     lines.append(f"| float32 matmul peak (2048², jit) | {peak:.1f} GFLOP/s |")
-  for name, label in (("cnn_train", "CNN training, ours (conv_impl=auto)"), ("cnn_train_plain", "CNN training, plain nn.Conv/nn.max_pool")):
-    if name in r:
-      c = r[name]
-      label += f" in {c['microbatches']} microbatches" if c.get("microbatches", 1) > 1 else ""
+  for name, label in (("cnn_train", "CNN training, ours (conv_impl=auto)"),
+                      ("cnn_train_plain", "CNN training, plain nn.Conv/nn.max_pool, whole batch"),
+                      ("cnn_train_bf16", "CNN training, ours, bfloat16")):
+    c = _ok(r, name)
+    if c:
+      label += f" → {c.get('conv_impl', '')}" if name != "cnn_train_plain" else ""
+      label += f", {c['microbatches']} microbatches" if c.get("microbatches", 1) > 1 else ""
       share = f", {c['gflops'] / peak:.1%} of peak" if peak else ""
       executed = (f"; executed {c['executed_gflops']:.1f} GFLOP/s" if c.get("executed_gflops", c["gflops"]) != c["gflops"]
                   else "")
       lines.append(f"| {label}, batch 200 | {c['images_per_second']:.0f} img/s (model {c['gflops']:.1f} GFLOP/s{share}"
                    f"{executed}); compile {c['compile_seconds']:.2f} s; peak RSS {c['peak_rss_mib']:.0f} MiB |")
-  if "cnn_train" in r and "cnn_train_plain" in r:
+  if _ok(r, "cnn_train") and _ok(r, "cnn_train_plain"):
     lines.append(f"| ours / plain | {r['cnn_train']['images_per_second'] / r['cnn_train_plain']['images_per_second']:.2f}x |")
-  ablation = [(f"ours, microbatches of {size}", r.get(f"cnn_train_microbatch_{size}")) for size in (200, 100, 25)]
-  ablation.append(("plain, microbatches of 50", r.get("cnn_train_plain_microbatch_50")))
+  ablation = [(f"ours, microbatches of {size}", _ok(r, f"cnn_train_microbatch_{size}")) for size in (200, 100, 25)]
+  ablation.append(("plain, microbatches of 50", _ok(r, "cnn_train_plain_microbatch_50")))
   shown = [f"{label} {c['images_per_second']:.0f}" + (f" ({c['gflops'] / peak:.1%})" if peak else "")
            for label, c in ablation if c]
   if shown:
     lines.append(f"| CNN training, batch 200, other microbatch sizes: img/s (of peak) | {'; '.join(shown)} |")
-  for name, label in (("cnn_eval", "CNN evaluation, ours"), ("cnn_eval_plain", "CNN evaluation, plain")):
-    if name in r:
-      lines.append(f"| {label}, batch 1000 | {r[name]['images_per_second']:.0f} img/s; "
-                   f"peak RSS {r[name]['peak_rss_mib']:.0f} MiB |")
-  if "cnn_input_path" in r:
-    c = r["cnn_input_path"]
-    lines.append(f"| CNN step: real input path / batch on device | {c['real_input_step_ms']:.1f} / "
-                 f"{c['device_batch_step_ms']:.1f} ms = {c['ratio']:.2f} |")
+  for name, label in (("cnn_eval", "CNN evaluation, ours"), ("cnn_eval_plain", "CNN evaluation, plain"),
+                      ("cnn_eval_bf16", "CNN evaluation, ours, bfloat16")):
+    c = _ok(r, name)
+    if c:
+      lines.append(f"| {label}, batch 1000 | {c['images_per_second']:.0f} img/s; peak RSS {c['peak_rss_mib']:.0f} MiB |")
+  torch = r.get("torch_cnn")
+  if torch and "skipped" not in torch and "error" not in torch:
+    lines.append(f"| PyTorch {torch['torch']} eager CNN ({torch['device']}), batch 200: training / evaluation | "
+                 f"{torch['train_images_per_second']:.0f} / {torch['eval_images_per_second']:.0f} img/s |")
+    if _ok(r, "cnn_train"):
+      lines.append(f"| ours / PyTorch eager, training | "
+                   f"{r['cnn_train']['images_per_second'] / torch['train_images_per_second']:.2f}x |")
+  loop = _ok(r, "cnn_loop")
+  if loop:
+    lines.append(f"| CNN: the trainer's loop / the step alone (data_on_device={loop['data_on_device']}, "
+                 f"{loop['steps_per_dispatch']} steps per dispatch) | {loop['loop_step_ms']:.2f} / {loop['step_ms']:.2f} "
+                 f"ms per step = {loop['ratio']:.3f} ({loop['loop_images_per_second']:.0f} img/s in the loop) |")
+  epochs = [(name, _ok(r, name)) for name in ACCELERATOR_ONLY]
+  shown = [f"K={c['steps_per_dispatch']}{' (host data)' if c['data_on_device'] == 'false' else ''} "
+           f"{c['epoch_seconds']:.2f} s ({c['images_per_second']:.0f} img/s)" for _, c in epochs if c]
+  if shown:
+    lines.append(f"| CNN epoch of 60,000 images in the trainer's loop, K steps per dispatch | {'; '.join(shown)} |")
+  for name in DISPATCH_MODELS:
+    one, auto_k = _ok(r, f"{name}_epoch_k1"), _ok(r, f"{name}_epoch_k0")
+    if one and auto_k:
+      lines.append(f"| {name} epoch ({one['steps_per_epoch']} steps): 1 / {auto_k['steps_per_dispatch']} steps per "
+                   f"dispatch | {one['epoch_ms']:.2f} / {auto_k['epoch_ms']:.2f} ms = {one['epoch_ms'] / auto_k['epoch_ms']:.2f}x |")
   for cell in ("simple", "lstm", "gru"):
-    cells = [r.get(f"{cell}_train_b{b}") for b in (32, 256)]
+    cells = [_ok(r, f"{cell}_train_b{b}") for b in (32, 256)]
     if all(cells):
       label = f"{cell} (recurrence=auto: {rnn.resolve_recurrence('auto', cell)})"
       lines.append(f"| {label} training (50 units, 10 steps), batch 32 / 256 | {cells[0]['sequences_per_second']:.0f} / "
                    f"{cells[1]['sequences_per_second']:.0f} seq/s; peak RSS {cells[1]['peak_rss_mib']:.0f} MiB |")
   for recurrence in LSTM_ALTERNATIVES:
-    cells = [r.get(f"lstm_{recurrence}_b{b}") for b in (32, 256)]
+    cells = [_ok(r, f"lstm_{recurrence}_b{b}") for b in (32, 256)]
     if all(cells):
       lines.append(f"| lstm training, recurrence={recurrence}, batch 32 / 256 | {cells[0]['sequences_per_second']:.0f} / "
                    f"{cells[1]['sequences_per_second']:.0f} seq/s |")
-  if "house_mlp" in r:
-    h = r["house_mlp"]
+  h = _ok(r, "house_mlp")
+  if h:
     lines.append(f"| house MLP, 2000 epochs: JAX scan (after {h['compile_seconds']:.2f} s compile) / article's NumPy "
                  f"loop | {h['jax_seconds'] * 1e3:.1f} / {h['numpy_seconds'] * 1e3:.1f} ms; peak RSS "
                  f"{h['peak_rss_mib']:.0f} MiB |")
+  failed = [f"{name} ({case['error']})" for name, case in r.items() if isinstance(case, dict) and "error" in case]
+  if failed:
+    lines.append(f"| failed cases | {'; '.join(failed)} |")
   return "\n".join(lines)
 
 

@@ -17,7 +17,7 @@ import tempfile
 import time
 
 from nn_jax import config as config_lib
-from nn_jax import train, vectorized
+from nn_jax import train
 
 CASES = {
     "house_mlp": ("experiments/house_mlp.py", {"checkpoint_every_epochs": 2000, "predict_examples": ()}),
@@ -26,20 +26,14 @@ CASES = {
 
 
 def _configs(spec: str, overrides: dict, seeds: int):
-  configs = []
-  for seed in range(seeds):
-    config = config_lib.load_config(spec)
-    for key, value in {**overrides, "progress": False, "seed": seed}.items():
-      config_lib.apply_override(config, f"{key}={value!r}")
-    configs.append(config)
-  return configs
+  return [config_lib.load(spec, {**overrides, "progress": False, "seed": seed}) for seed in range(seeds)]
 
 
 def measure(spec: str, overrides: dict, seeds: int) -> dict:
   with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()):
     root = pathlib.Path(tmp)
     start = time.perf_counter()
-    summaries = vectorized.train_seeds(_configs(spec, overrides, seeds), [root / "v" / str(s) for s in range(seeds)])
+    summaries = train.train(_configs(spec, overrides, seeds), [root / "v" / str(s) for s in range(seeds)])
     vectorized_total = time.perf_counter() - start
     vectorized_train = sum(s["train_seconds"] for s in summaries)
     start = time.perf_counter()

@@ -1,32 +1,34 @@
-"""How an experiment config is loaded, overridden from the command line and checked.
+"""Experiment configs: loaded from a file, overridden, checked; and the keys every experiment shares.
 
 A config file is a Python file with `get_config(arg=None)` returning an
-ml_collections.ConfigDict (Flax-examples style). `path.py:variant` passes
-"variant" as `arg`. Overrides are `--config.dotted.key=value`; a value is read
-as a Python literal when it parses as one, else as a string, and must have the
-type of the default it replaces.
+ml_collections.ConfigDict (Flax-examples style); `path.py:variant` passes
+"variant" as `arg`. `load` is the one way in, for the CLI, sweeps, benchmarks
+and tests alike:
+
+- command-line `--config.KEY=VALUE` strings are parsed by ml_collections'
+  own `config_flags` (absl), each typed by the default it replaces, exactly
+  as in the Flax examples. The CLI has subcommands, so the file is loaded here
+  (with one-line errors) and `config_flags.DEFINE_config_dict` parses only the
+  overrides, on a FlagValues of their own;
+- Python values (sweeps, benchmarks, tests) go through ConfigDict's typed
+  `update_from_flattened_dict`, never through strings.
+Either way an unknown key, a value of the wrong type or a value `validate`
+refuses is a UserError: one line, before any work starts.
 """
 
-import ast
+import difflib
 import importlib.util
 import os
 
 import ml_collections
+from absl import flags
+from ml_collections import config_flags
 
-from nn_jax import data, models, tasks
+from nn_jax import data, models, optim, tasks
 from nn_jax.errors import UserError
 
-OPTIMIZERS = ("sgd", "adam")
 
-
-def _choices() -> dict:
-  """Allowed values of model fields that name an option, checked when a config has the field."""
-  from nn_jax.models import activations, cnn, mlp, rnn
-  return {"activation": tuple(activations.ACTIVATIONS), "initializer": tuple(mlp.INITIALIZERS),
-          "cell": tuple(rnn.CELLS), "recurrence": rnn.RECURRENCES, "conv_impl": cnn.CONV_IMPLS}
-
-
-def load_config(spec: str) -> ml_collections.ConfigDict:
+def _load_file(spec: str) -> ml_collections.ConfigDict:
   path, _, arg = spec.partition(":")
   if not os.path.isfile(path):
     raise UserError(f"config file {path!r} does not exist; pass e.g. --config experiments/house_mlp.py")
@@ -41,51 +43,76 @@ def load_config(spec: str) -> ml_collections.ConfigDict:
     raise UserError(f"config {spec}: {e}") from e
 
 
-def _parse_value(text: str):
-  try:
-    return ast.literal_eval(text)
-  except (ValueError, SyntaxError):
-    if text.lower() in ("true", "false"):
-      return text.lower() == "true"
-    return text
-
-
-def _coerce(key: str, old, new):
-  """Returns `new` converted to the type of `old`, or raises UserError."""
-  if isinstance(old, bool) or isinstance(new, bool):
-    if isinstance(old, bool) and isinstance(new, bool):
-      return new
-  elif isinstance(old, float) and isinstance(new, (int, float)):
-    return float(new)
-  elif isinstance(old, (list, tuple)) and isinstance(new, (list, tuple)):
-    return type(old)(new)
-  elif old is None or type(old) is type(new):
-    return new
-  raise UserError(f"--config.{key}={new!r}: expected a value of type {type(old).__name__} "
-                  f"(the default is {old!r})")
-
-
-def apply_override(config: ml_collections.ConfigDict, assignment: str) -> None:
-  """Applies one 'dotted.key=value' override in place."""
-  key, sep, text = assignment.partition("=")
-  if not sep or not key:
-    raise UserError(f"malformed override --config.{assignment}: write --config.key=value")
-  node = config
-  parts = key.split(".")
+def check_key(config: ml_collections.ConfigDict, key: str) -> None:
+  """UserError unless dotted `key` names a value (not a group) of `config`."""
+  node, parts = config, key.split(".")
   for depth, part in enumerate(parts):
     known = sorted(node.keys())
+    if part not in known and depth == len(parts) - 1 and depth and parts[depth - 1] == "kwargs":
+      return  # optax's keyword arguments: optim.validate checks them against the function's signature
     if part not in known:
       where = ".".join(parts[:depth]) or "the config"
-      raise UserError(f"unknown config key {key!r}: {where} has no {part!r} (known: {', '.join(known)})")
-    if depth < len(parts) - 1:
-      node = node[part]
-      if not isinstance(node, ml_collections.ConfigDict):
-        raise UserError(f"unknown config key {key!r}: {'.'.join(parts[:depth + 1])} is not a group")
-  old = node[parts[-1]]
-  if isinstance(old, ml_collections.ConfigDict):
-    raise UserError(f"--config.{key} is a group; set one of its keys: {', '.join(sorted(old.keys()))}")
-  with node.unlocked():
-    node[parts[-1]] = _coerce(key, old, _parse_value(text))
+      close = difflib.get_close_matches(part, known, n=1)
+      hint = f"did you mean {close[0]!r}? " if close else ""
+      raise UserError(f"unknown config key {key!r}: {where} has no {part!r} ({hint}known: {', '.join(known)})")
+    node = node[part]
+    if depth < len(parts) - 1 and not isinstance(node, ml_collections.ConfigDict):
+      raise UserError(f"unknown config key {key!r}: {'.'.join(parts[:depth + 1])} is not a group")
+  if isinstance(node, ml_collections.ConfigDict) and node.keys() and key.split(".")[-1] != "kwargs":
+    raise UserError(f"--config.{key} is a group; set one of its keys: {', '.join(sorted(node.keys()))}")
+
+
+def apply_flags(config: ml_collections.ConfigDict, arguments: list[str]) -> ml_collections.ConfigDict:
+  """A copy of `config` with `--config.KEY=VALUE` arguments applied by ml_collections.config_flags."""
+  for argument in arguments:
+    key = argument[len("--config."):].partition("=")[0]
+    if not key:
+      raise UserError(f"malformed override {argument}: write --config.key=value")
+    check_key(config, key)
+  flag_values = flags.FlagValues()
+  try:  # new keys are accepted only under a `kwargs` group: check_key has refused any other
+    holder = config_flags.DEFINE_config_dict("config", config.copy_and_resolve_references(),
+                                             flag_values=flag_values, sys_argv=["nn_jax", *arguments],
+                                             lock_config=False, accept_new_attributes=True)
+    flag_values(["nn_jax", *arguments])
+  except (flags.Error, ValueError, TypeError, AttributeError, KeyError) as e:
+    message = str(e).splitlines()[0]
+    if len(message) > 1 and message[0] in "'\"" and message[-1] == message[0]:
+      message = message[1:-1]
+    raise UserError(f"{message} (each --config.KEY=VALUE must have the type of the key's default)") from e
+  return holder.value
+
+
+def override(config: ml_collections.ConfigDict, values: dict) -> ml_collections.ConfigDict:
+  """A copy of `config` with {dotted key: value} set by ConfigDict's typed assignment (lists become tuples)."""
+  config = config.copy_and_resolve_references()
+  for key, value in values.items():
+    check_key(config, key)
+    try:
+      config.update_from_flattened_dict({key: tuple(value) if isinstance(value, list) else value})
+    except TypeError as e:
+      default = _value(config, key)
+      raise UserError(f"config.{key}={value!r}: expected a value of type {type(default).__name__} "
+                      f"(the default is {default!r})") from e
+  return config
+
+
+def _value(config, key: str):
+  node = config
+  for part in key.split("."):
+    node = node[part]
+  return node
+
+
+def load(spec: str, values: dict | None = None, arguments: list[str] = ()) -> ml_collections.ConfigDict:
+  """Loads `path.py[:variant]`, applies command-line `arguments` then `values`, and validates."""
+  config = _load_file(spec)
+  if arguments:
+    config = apply_flags(config, list(arguments))
+  if values:
+    config = override(config, values)
+  validate(config)
+  return config
 
 
 def _require(condition: bool, message: str) -> None:
@@ -93,15 +120,19 @@ def _require(condition: bool, message: str) -> None:
     raise UserError(message)
 
 
+def _choices() -> dict:
+  """Allowed values of model fields that name an option, checked when a config has the field."""
+  from nn_jax.models import activations, cnn, mlp, rnn
+  return {"activation": tuple(activations.ACTIVATIONS), "initializer": tuple(mlp.INITIALIZERS),
+          "cell": tuple(rnn.CELLS), "recurrence": rnn.RECURRENCES, "conv_impl": cnn.CONV_IMPLS}
+
+
 def validate(config: ml_collections.ConfigDict) -> None:
   """Checks values before any work starts; raises UserError naming the first problem."""
   _require(isinstance(config.seed, int) and config.seed >= 0, f"config.seed must be an int >= 0, got {config.seed!r}")
   _require(config.num_epochs > 0, f"config.num_epochs must be positive, got {config.num_epochs}")
   _require(config.batch_size >= 0, f"config.batch_size must be >= 0 (0 = full batch), got {config.batch_size}")
-  _require(config.optimizer.name in OPTIMIZERS,
-           f"config.optimizer.name {config.optimizer.name!r} is not one of {', '.join(OPTIMIZERS)}")
-  _require(config.optimizer.learning_rate > 0,
-           f"config.optimizer.learning_rate must be positive, got {config.optimizer.learning_rate}")
+  optim.validate(config.optimizer, config.schedule)
   _require(config.model.name in models.MODELS,
            f"config.model.name {config.model.name!r} is not one of {', '.join(sorted(models.MODELS))}")
   _require(config.compute_dtype in models.COMPUTE_DTYPES,
@@ -125,11 +156,17 @@ def validate(config: ml_collections.ConfigDict) -> None:
            f"config.checkpoint_best_mode must be 'max' or 'min', got {config.checkpoint_best_mode!r}")
   _require(config.keep_checkpoints >= 1, f"config.keep_checkpoints must be >= 1, got {config.keep_checkpoints}")
   _require(config.eval_batch_size > 0, f"config.eval_batch_size must be positive, got {config.eval_batch_size}")
+  _require(config.data_on_device in ("auto", "true", "false"),
+           f"config.data_on_device must be 'auto', 'true' or 'false', got {config.data_on_device!r}")
+  _require(config.steps_per_dispatch >= 0,
+           f"config.steps_per_dispatch must be >= 0 (0 = chosen per backend), got {config.steps_per_dispatch}")
+  _require(config.checkpoint_min_interval_seconds >= 0,
+           f"config.checkpoint_min_interval_seconds must be >= 0, got {config.checkpoint_min_interval_seconds}")
   _require(config.microbatch_size >= 0,
-           f"config.microbatch_size must be >= 0 (0 = the model's choice), got {config.microbatch_size}")
+           f"config.microbatch_size must be >= 0 (0 = chosen per backend), got {config.microbatch_size}")
   _require(not (config.batch_size and config.microbatch_size) or config.batch_size % config.microbatch_size == 0,
            f"config.microbatch_size {config.microbatch_size} does not divide config.batch_size {config.batch_size}; "
-           f"use a divisor of it, or 0 for the model's choice")
+           f"use a divisor of it, or 0 to let the backend choose")
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -140,17 +177,29 @@ def base_config() -> ml_collections.ConfigDict:
   config.model = ml_collections.ConfigDict({"name": ""})
   config.dataset = ml_collections.ConfigDict({"name": ""})
   config.loss = ""
-  config.optimizer = ml_collections.ConfigDict({"name": "adam", "learning_rate": 1e-3})
+  # Any optax optimizer and schedule by name (nn_jax/optim.py); the schedule multiplies the learning rate.
+  config.optimizer = ml_collections.ConfigDict({"name": "adam", "learning_rate": 1e-3,
+                                                "kwargs": ml_collections.ConfigDict()})
+  config.schedule = ml_collections.ConfigDict({"name": "", "kwargs": ml_collections.ConfigDict()})
   config.num_epochs = 1
   config.compute_dtype = "float32"  # or "bfloat16": parameters stay float32
   config.batch_size = 0  # 0: full batch
   config.eval_batch_size = 1000
   # > 0: each step accumulates the batch's gradient over microbatches of this many examples, one after
-  # another (same gradient, smaller working set); 0: the model's choice (the fused CNN on CPU: about 50).
+  # another (same gradient, smaller working set); 0: chosen per backend (nn_jax/auto.py).
   config.microbatch_size = 0
-  config.log_every_epochs = 1  # also how many full-batch epochs one compiled scan runs
+  # Where batches come from: "true" uploads the training split once and gathers batches on the device,
+  # "false" gathers them on the host; "auto": on the device when it fits (nn_jax/auto.py). Same numbers.
+  config.data_on_device = "auto"
+  config.steps_per_dispatch = 0  # train steps per compiled call (a lax.scan); 0: chosen per backend
+  # On GPU, XLA's deterministic ops, so two runs end bit-identical (cost: docs/performance.md).
+  config.deterministic = True
+  config.log_every_epochs = 1  # evaluate and print every N epochs (and at the last)
   config.checkpoint_every_epochs = 1  # 0: only at the end
   config.checkpoint_every_steps = 0  # > 0: also every N steps within an epoch (mini-batch training)
+  # Epoch and step checkpoints come at most this often (the last one and a stop's always come).
+  config.checkpoint_min_interval_seconds = 10.0
+  config.checkpoint_async = True  # orbax writes while training goes on
   config.keep_checkpoints = 3  # the latest N, plus the best by checkpoint_best_metric
   config.checkpoint_best_metric = ""  # e.g. "test/accuracy"; "": keep only the latest
   config.checkpoint_best_mode = "max"  # or "min"

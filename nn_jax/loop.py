@@ -1,8 +1,11 @@
-"""The epoch loop: runs the jitted step over the data in (seed, epoch) order, and knows where it is.
+"""The epoch loop: dispatches K train steps at a time over the data in (seed, epoch) order, and knows where it is.
 
-Its position (completed epochs, batches done in the current one, and the
-current epoch's metric sums) is what a checkpoint stores besides the state, so
-a resumed run continues at the very next batch with the same numbers.
+Its position (completed epochs, batches done in the current one, and each
+seed's metric sums for the current epoch) is what a checkpoint stores besides
+the state, so a resumed run continues at the very next batch with the same
+numbers. Everything that happens between dispatches (metrics folded on the
+host, the divergence guard, a stop request, a checkpoint) happens at a
+dispatch boundary, and dispatches never straddle an epoch end or a checkpoint.
 """
 
 import math
@@ -10,23 +13,37 @@ import sys
 import time
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import tqdm
 
-from nn_jax import parallel
+from nn_jax import parallel, step
 from nn_jax.errors import UserError
 
 
 class Diverged(UserError):
   """A loss or gradient norm became NaN or Inf."""
 
-  def __init__(self, message: str):
+  def __init__(self, message: str, seed_index: int = 0):
     super().__init__(message, exit_code=1)
+    self.seed_index = seed_index
 
 
-def epoch_permutation(seed: int, epoch: int, num_examples: int) -> np.ndarray:
-  """The data order of one epoch: a pure function of (seed, epoch), so runs and resumes agree."""
-  return np.random.default_rng([seed, epoch]).permutation(num_examples)
+def seed_keys(seed: int) -> dict:
+  """The run's key data, each derived from `config.seed` alone: init, data order, training-pass RNG."""
+  root = jax.random.key(seed)
+  return {name: jax.random.key_data(jax.random.fold_in(root, i)) for i, name in enumerate(("init", "data", "rng"))}
+
+
+@jax.jit
+def _epoch_order(data_key, epoch, indices):
+  return jax.random.permutation(jax.random.fold_in(jax.random.wrap_key_data(data_key), epoch), indices)
+
+
+def epoch_order(data_key, epoch: int, num_examples: int) -> jax.Array:
+  """The data order of one epoch: a pure function of (seed's data key, epoch), so runs and resumes
+  agree. Drawn by JAX on the default device, for the host path and the device path alike."""
+  return _epoch_order(data_key, epoch, jnp.arange(num_examples, dtype=jnp.int32))
 
 
 def batch_plan(batch_size: int, num_examples: int) -> tuple[bool, int, int]:
@@ -37,24 +54,14 @@ def batch_plan(batch_size: int, num_examples: int) -> tuple[bool, int, int]:
   return full_batch, batch_size, num_examples // batch_size
 
 
-def is_log_epoch(config, epoch: int) -> bool:
-  """Whether `epoch` (1-based) is evaluated and printed."""
-  return epoch % config.log_every_epochs == 0 or epoch == config.num_epochs
-
-
-def is_checkpoint_epoch(config, epoch: int) -> bool:
-  return epoch == config.num_epochs or bool(config.checkpoint_every_epochs and
-                                            epoch % config.checkpoint_every_epochs == 0)
+def due(every: int, count: int, last: int) -> bool:
+  """The one cadence rule: whether `count` (epochs done) is a multiple of `every` (0: never) or the last."""
+  return count == last or bool(every and count % every == 0)
 
 
 def ranked_metrics(train_metrics: dict, evaluated: dict) -> dict:
   """{"train/loss": ..., "test/accuracy": ...}: what a checkpoint is ranked by."""
   return {f"{split}/{k}": v for split, m in {"train": train_metrics, **evaluated}.items() for k, v in m.items()}
-
-
-def epoch_end_position(epoch: int) -> dict:
-  """The position of a run that has just finished `epoch` epochs."""
-  return {"epoch": epoch, "batch": 0, "sums": EpochSums().to_json()}
 
 
 class EpochSums:
@@ -65,15 +72,16 @@ class EpochSums:
     self.sums = dict(sums or {})
     self.count = count
 
-  def fold(self, step_metrics: list[dict], first_step: int, last_good_step) -> None:
+  def fold(self, step_metrics: list[dict], first_step: int, last_good_step, seed_index: int = 0) -> None:
     """Adds host-side metrics of consecutive steps; raises Diverged on a non-finite one."""
     for offset, metrics in enumerate(step_metrics):
       values = {k: float(v) for k, v in metrics.items()}
       if not all(math.isfinite(v) for v in values.values()):
         shown = ", ".join(f"{k}={v:.4g}" for k, v in sorted(values.items()))
+        last = f"step {last_good_step}" if last_good_step is not None else "none: no checkpoint was saved yet"
         raise Diverged(f"training diverged at step {first_step + offset + 1}: {shown}; the run is marked diverged "
-                       f"and its latest checkpoint (step {last_good_step}) is the last good one; lower "
-                       f"config.optimizer.learning_rate and use a new --workdir")
+                       f"and its last good checkpoint is {last}; lower config.optimizer.learning_rate and use "
+                       f"a new --workdir", seed_index)
       for k, v in values.items():
         self.sums[k] = self.sums.get(k, 0.0) + v
       self.count += 1
@@ -86,123 +94,218 @@ class EpochSums:
 
 
 class EpochLoop:
-  """Trains from a position to `config.num_epochs`, yielding each finished chunk of epochs."""
+  """Trains from a position to `config.num_epochs`, yielding each finished chunk of epochs.
 
-  def __init__(self, config, dataset, train_step, mesh, state, progress, save_fn):
+  `state` is one run's, or with several seeds their states stacked on a leading axis (vmapped).
+  `source` says where batches come from: "full" (the whole dataset each step), "host" (gathered
+  by numpy, sent K at a time) or "device" (the training split uploaded once, gathered there).
+  """
+
+  def __init__(self, config, inputs, targets, train_step, mesh, state, progress, data_keys, source: str,
+               steps_per_dispatch: int, save_fn):
     self.config = config
-    self.inputs, self.targets = dataset.splits["train"]
-    self.num_examples = len(self.inputs)
+    self.inputs, self.targets = inputs, targets
+    self.num_examples = len(inputs)
     self.full_batch, self.batch_size, self.steps_per_epoch = batch_plan(config.batch_size, self.num_examples)
+    self.seeds = len(data_keys)
+    self.data_keys = jnp.stack(data_keys) if self.seeds > 1 else data_keys[0]
     self.state = state
-    self.host_step = int(state.step)
+    self.host_step = int(np.ravel(jax.device_get(state.step))[0])
     progress = progress or {}
     self.epoch = progress.get("epoch", 0)
     self.batch = progress.get("batch", 0)
-    self.sums = EpochSums(**progress.get("sums", {}))
+    sums = progress.get("sums", [{}] * self.seeds)
+    self.sums = [EpochSums(**s) for s in (sums if isinstance(sums, list) else [sums])]
     self.last_saved_step = self.host_step if progress else None
     self._save_fn = save_fn
     self.stopped_by = ""
     self.compile_seconds = 0.0
     self.train_seconds = 0.0
-    self.examples_trained = 0
-
+    self.save_seconds = 0.0
+    self._last_save_time = -float("inf")
+    self.examples_trained = 0  # per seed
+    self.source = "full" if self.full_batch else source
+    self.steps_per_dispatch = steps_per_dispatch
     self.mesh = mesh
+    self._train_step = train_step
+    self._programs = {}
+    self._pending = []  # (first step, metrics still on the device) per dispatch not yet folded
+    self._order = None  # the current epoch's order: on the device, or in host memory
+    self._order_epoch = None
     replicated = parallel.replicated(mesh)
-    if self.full_batch:  # tiny data: every device holds all of it
-      self.batch_data = jax.device_put((self.inputs, self.targets), replicated)
-      self._scan = jax.jit(_full_batch_epochs(train_step), static_argnums=2, donate_argnums=0,
-                           out_shardings=replicated)
-      self._compiled_scans = {}
-    else:
-      jitted = jax.jit(train_step, donate_argnums=0, in_shardings=(replicated, parallel.split_along_data(mesh)),
-                       out_shardings=replicated)
-      example = parallel.global_batch(mesh, (self.inputs[:self.batch_size], self.targets[:self.batch_size]))
-      self.step = self._compile(jitted, state, example)
+    if self.source == "full":  # tiny data: every device holds all of it
+      self.data = jax.device_put((inputs, targets), replicated)
+    elif self.source == "device":  # every device holds all of it, so the order is exactly the host path's
+      self.data = jax.device_put((inputs, targets), replicated)
 
-  def _compile(self, jitted, *args):
-    start = time.perf_counter()
-    compiled = jitted.lower(*args).compile()
-    self.compile_seconds += time.perf_counter() - start
-    return compiled
+  # --- compiled programs --------------------------------------------------------------------------
+
+  def _program(self, steps: int):
+    if steps not in self._programs:
+      split = parallel.split_along_data(self.mesh) if self.seeds == 1 and self.mesh.devices.size > 1 else None
+      program = step.make_dispatch(self._train_step, self.source, steps, self.seeds, self.batch_size, split)
+      replicated = parallel.replicated(self.mesh)
+      batch_axis = 2 if self.seeds > 1 else 1  # host batches: (seeds?, K, B, ...)
+      in_shardings = {"full": (replicated, replicated),
+                      "host": (replicated, parallel.split_along_data(self.mesh, batch_axis)),
+                      "device": (replicated, replicated, replicated, replicated)}[self.source]
+      jitted = jax.jit(program, donate_argnums=0, in_shardings=in_shardings, out_shardings=replicated)
+      start = time.perf_counter()
+      self._programs[steps] = jitted.lower(self.state, *self._example_args(steps)).compile()
+      self.compile_seconds += time.perf_counter() - start
+    return self._programs[steps]
+
+  def _example_args(self, steps: int):
+    if self.source == "full":
+      return (self.data,)
+    if self.source == "device":
+      return self.data, self._epoch_order(), jnp.int32(0)
+    shape = lambda a: (*((self.seeds,) if self.seeds > 1 else ()), steps, self.batch_size, *a.shape[1:])
+    return (jax.tree_util.tree_map(lambda a: jax.ShapeDtypeStruct(shape(a), a.dtype,
+                                                                  sharding=parallel.split_along_data(
+                                                                      self.mesh, 2 if self.seeds > 1 else 1)),
+                                   (self.inputs, self.targets)),)
+
+  def _epoch_order(self):
+    """This epoch's order, (examples,) or (seeds, examples): on the device for the device path, in
+    host memory for the host path; the same numbers either way."""
+    if self._order_epoch != self.epoch:
+      if self.seeds > 1:
+        order = jax.vmap(lambda k: epoch_order(k, self.epoch, self.num_examples))(self.data_keys)
+      else:
+        order = epoch_order(self.data_keys, self.epoch, self.num_examples)
+      if self.source == "device":
+        self._order = jax.device_put(order, parallel.replicated(self.mesh))
+      else:
+        self._order = np.asarray(jax.device_get(order))
+      self._order_epoch = self.epoch
+    return self._order
+
+  def _dispatch(self, steps: int):
+    """Starts `steps` train steps from the current position; returns their metrics, still on the
+    device (not waited for, so the host prepares the next dispatch while these steps run)."""
+    program = self._program(steps)
+    if self.source == "full":
+      self.state, metrics = program(self.state, self.data)
+    elif self.source == "device":
+      self.state, metrics = program(self.state, self.data, self._epoch_order(), jnp.int32(self.batch))
+    else:
+      order = self._epoch_order()
+      window = order[..., self.batch * self.batch_size:(self.batch + steps) * self.batch_size]
+      indices = window.reshape(*window.shape[:-1], steps, self.batch_size)
+      batch_axis = 2 if self.seeds > 1 else 1
+      batches = parallel.global_batch(self.mesh, (self.inputs[indices], self.targets[indices]), batch_axis)
+      self.state, metrics = program(self.state, batches)
+    return metrics
+
+  def _fetch(self, metrics) -> list:
+    """Dispatched metrics on the host: per seed, a list of per-step dicts."""
+    metrics = jax.device_get(metrics)
+    steps = len(next(iter(metrics.values())))
+    if self.seeds == 1:
+      return [[{k: v[i] for k, v in metrics.items()} for i in range(steps)]]
+    return [[{k: v[i, s] for k, v in metrics.items()} for i in range(steps)] for s in range(self.seeds)]
+
+  # --- position and checkpoints -------------------------------------------------------------------
 
   def position(self) -> dict:
-    return {"epoch": self.epoch, "batch": self.batch, "sums": self.sums.to_json()}
+    sums = [s.to_json() for s in self.sums]
+    return {"epoch": self.epoch, "batch": self.batch, "sums": sums if self.seeds > 1 else sums[0]}
 
-  def save(self, metrics: dict | None = None) -> None:
-    """Checkpoints the current state and position, once per step."""
-    if self.host_step != self.last_saved_step:
+  def save(self, metrics: list | None = None, force: bool = False) -> None:
+    """Checkpoints the current state and position, once per step and, unless `force`, at most every
+    config.checkpoint_min_interval_seconds; `metrics`: one dict per seed."""
+    self._fold_pending()  # never save a state whose steps have not passed the divergence guard
+    recent = time.perf_counter() - self._last_save_time < self.config.checkpoint_min_interval_seconds
+    if self.host_step != self.last_saved_step and (force or not recent):
+      start = time.perf_counter()
       self._save_fn(self.state, self.position(), metrics)
+      self.save_seconds += time.perf_counter() - start
+      self._last_save_time = time.perf_counter()
       self.last_saved_step = self.host_step
 
+  def _fold_pending(self) -> None:
+    """Folds the dispatched steps' metrics into the epoch sums, in step order (the divergence guard)."""
+    for first_step, metrics in self._pending:
+      for s, (sums, per_step) in enumerate(zip(self.sums, self._fetch(metrics))):
+        sums.fold(per_step, first_step, self.last_saved_step, s)
+    self._pending = []
+
+  # --- the loop -----------------------------------------------------------------------------------
+
   def run(self, stop):
-    """Yields [(epoch, train metrics), ...] after each chunk; `self.state` is then that chunk's end state."""
+    """Yields [[(epoch, train metrics), ...] per seed] after each chunk of epochs; `self.state` is then
+    that chunk's end state. Returns early, after saving, when `stop` is requested."""
     while self.epoch < self.config.num_epochs:
-      rows = self._run_full_batch_chunk() if self.full_batch else self._run_epoch(stop)
+      rows = self._full_batch_chunk() if self.full_batch else self._epoch(stop)
       if rows is None:
         return
       yield rows
       if stop.requested:
-        self.save()
+        self.save(force=True)
         self.stopped_by = stop.reason
         return
 
-  def _run_full_batch_chunk(self):
-    count = min(self.config.log_every_epochs, self.config.num_epochs - self.epoch)
-    if count not in self._compiled_scans:
-      self._compiled_scans[count] = self._compile(self._scan, self.state, self.batch_data, count)
+  def _steps_left_in_chunk(self) -> int:
+    """Full batch: epochs until the next log or checkpoint epoch, at most steps_per_dispatch (0: no limit)."""
+    config, epoch = self.config, self.epoch
+    until = config.num_epochs
+    for every in (config.log_every_epochs, config.checkpoint_every_epochs):
+      if every:
+        until = min(until, (epoch // every + 1) * every)
+    count = until - epoch
+    return min(count, self.steps_per_dispatch) if self.steps_per_dispatch else count
+
+  def _full_batch_chunk(self):
+    count = self._steps_left_in_chunk()
+    self._program(count)  # compiled outside the timed region
     start = time.perf_counter()
-    self.state, metrics = self._compiled_scans[count](self.state, self.batch_data)
-    metrics = jax.device_get(metrics)
+    per_seed = self._fetch(self._dispatch(count))
     self.train_seconds += time.perf_counter() - start
-    rows = []
-    for i in range(count):
-      sums = EpochSums()
-      sums.fold([{k: v[i] for k, v in metrics.items()}], self.host_step + i, self.last_saved_step)
-      rows.append((self.epoch + i + 1, sums.means()))
+    rows = [[] for _ in range(self.seeds)]
+    for s, metrics in enumerate(per_seed):
+      for i, step_metrics in enumerate(metrics):
+        sums = EpochSums()
+        sums.fold([step_metrics], self.host_step + i, self.last_saved_step, s)
+        rows[s].append((self.epoch + i + 1, sums.means()))
     self.epoch += count
     self.host_step += count
     self.examples_trained += count * self.num_examples
     return rows
 
-  def _run_epoch(self, stop):
-    """One epoch from `self.batch`; returns None when a stop request ended it early (after saving)."""
-    order = epoch_permutation(self.config.seed, self.epoch, self.num_examples)
+  def _steps_next_dispatch(self) -> int:
+    """Steps in the next dispatch: up to steps_per_dispatch, never past the epoch's end or a step checkpoint."""
+    count = self.steps_per_epoch - self.batch
+    every = self.config.checkpoint_every_steps
+    if every:
+      count = min(count, every - self.host_step % every)
+    return min(count, self.steps_per_dispatch or count)
+
+  def _epoch(self, stop):
+    """One epoch from `self.batch`; returns None when a stop request ended it early (after saving).
+    Its training time excludes compilation and checkpoint writes."""
     show = self.config.progress and sys.stderr.isatty()
     bar = tqdm.tqdm(total=self.steps_per_epoch * self.batch_size, initial=self.batch * self.batch_size,
                     unit="img", unit_scale=True, leave=False, disable=not show,
                     desc=f"epoch {self.epoch + 1}/{self.config.num_epochs}")
     every = self.config.checkpoint_every_steps
-    pending, first_pending_step = [], self.host_step
-    start = time.perf_counter()
-    for batch in range(self.batch, self.steps_per_epoch):
-      indices = order[batch * self.batch_size:(batch + 1) * self.batch_size]
-      batch_data = parallel.global_batch(self.mesh, (self.inputs[indices], self.targets[indices]))
-      self.state, metrics = self.step(self.state, batch_data)
-      pending.append(metrics)
-      self.batch, self.host_step = batch + 1, self.host_step + 1
-      self.examples_trained += self.batch_size
-      bar.update(self.batch_size)
+    start, excluded_before = time.perf_counter(), self.compile_seconds + self.save_seconds
+    while self.batch < self.steps_per_epoch:
+      count = self._steps_next_dispatch()
+      self._pending.append((self.host_step, self._dispatch(count)))
+      self.batch, self.host_step = self.batch + count, self.host_step + count
+      self.examples_trained += count * self.batch_size
+      bar.update(count * self.batch_size)
       if stop.requested or (every and self.host_step % every == 0 and self.batch < self.steps_per_epoch):
-        self.sums.fold(jax.device_get(pending), first_pending_step, self.last_saved_step)
-        pending, first_pending_step = [], self.host_step
-        self.save()
+        self.save(force=stop.requested)
         if stop.requested:
-          bar.close()
-          self.train_seconds += time.perf_counter() - start
-          self.stopped_by = stop.reason
-          return None
-    self.sums.fold(jax.device_get(pending), first_pending_step, self.last_saved_step)
+          break
+    self._fold_pending()  # waits for the epoch's last step
+    self.train_seconds += time.perf_counter() - start - (self.compile_seconds + self.save_seconds - excluded_before)
     bar.close()
-    self.train_seconds += time.perf_counter() - start
-    metrics = self.sums.means()
-    self.epoch, self.batch, self.sums = self.epoch + 1, 0, EpochSums()
-    return [(self.epoch, metrics)]
-
-
-def _full_batch_epochs(train_step):
-  """`(state, batch, num_epochs) -> (state, per-epoch metrics)`: many full-batch epochs in one program."""
-
-  def run(state, batch, num_epochs):
-    return jax.lax.scan(lambda s, _: train_step(s, batch), state, None, length=num_epochs)
-
-  return run
+    if stop.requested and self.batch < self.steps_per_epoch:
+      self.stopped_by = stop.reason
+      return None
+    rows = [[(self.epoch + 1, sums.means())] for sums in self.sums]
+    self.epoch, self.batch, self.sums = self.epoch + 1, 0, [EpochSums() for _ in range(self.seeds)]
+    return rows

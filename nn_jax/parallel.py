@@ -41,8 +41,9 @@ def replicated(mesh: Mesh) -> NamedSharding:
   return NamedSharding(mesh, PartitionSpec())
 
 
-def split_along_data(mesh: Mesh) -> NamedSharding:
-  return NamedSharding(mesh, PartitionSpec("data"))
+def split_along_data(mesh: Mesh, axis: int = 0) -> NamedSharding:
+  """Arrays whose `axis` is the batch: split along it over the mesh."""
+  return NamedSharding(mesh, PartitionSpec(*([None] * axis), "data"))
 
 
 def check_batch_size(batch_size: int, mesh: Mesh) -> None:
@@ -52,16 +53,16 @@ def check_batch_size(batch_size: int, mesh: Mesh) -> None:
                     f"use a multiple of {devices}")
 
 
-def global_batch(mesh: Mesh, arrays):
-  """The global batch, split along `data`, from the full batch every process holds: each
-  process contributes its own contiguous block (process p holds rows p*B/P to (p+1)*B/P)."""
-  sharding = split_along_data(mesh)
+def global_batch(mesh: Mesh, arrays, batch_axis: int = 0):
+  """The global batch, split along `data` on `batch_axis`, from the full batch every process holds:
+  each process contributes its own contiguous block (process p holds rows p*B/P to (p+1)*B/P)."""
+  sharding = split_along_data(mesh, batch_axis)
   count, index = jax.process_count(), jax.process_index()
 
   def local_block(array):
-    rows = len(array) // count
-    return jax.make_array_from_process_local_data(sharding, array[index * rows:(index + 1) * rows],
-                                                  array.shape)
+    rows = array.shape[batch_axis] // count
+    block = np.take(array, np.arange(index * rows, (index + 1) * rows), axis=batch_axis) if count > 1 else array
+    return jax.make_array_from_process_local_data(sharding, block, array.shape)
 
   return jax.tree_util.tree_map(local_block, arrays)
 

@@ -2,18 +2,24 @@
 
 import json
 import pathlib
+import shutil
 
 import ml_collections
+from flax import traverse_util
 from tensorboardX import SummaryWriter
 
 from nn_jax.errors import UserError
 
 
-def write_json(path: pathlib.Path, obj) -> None:
-  """Writes atomically: a reader never sees half a file."""
+def write_text_atomically(path: pathlib.Path, text: str) -> None:
+  """A reader (or a run killed mid-write) never sees half a file: written aside, then renamed."""
   partial = path.with_suffix(path.suffix + ".part")
-  partial.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
+  partial.write_text(text)
   partial.replace(path)
+
+
+def write_json(path: pathlib.Path, obj) -> None:
+  write_text_atomically(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
 def config_to_dict(config: ml_collections.ConfigDict) -> dict:
@@ -21,15 +27,9 @@ def config_to_dict(config: ml_collections.ConfigDict) -> dict:
   return json.loads(config.to_json())
 
 
-def flatten(tree: dict, prefix: str = "") -> dict:
+def flatten(tree: dict) -> dict:
   """{"a": {"b": 1}} -> {"a.b": 1}"""
-  flat = {}
-  for key, value in tree.items():
-    if isinstance(value, dict):
-      flat.update(flatten(value, f"{prefix}{key}."))
-    else:
-      flat[prefix + key] = value
-  return flat
+  return traverse_util.flatten_dict(tree, sep=".")
 
 
 def write_config(workdir: pathlib.Path, config: ml_collections.ConfigDict) -> None:
@@ -51,10 +51,19 @@ class MetricsLog:
     self.enabled = enabled  # False on all but the primary process of a multi-host run
     if not enabled:
       return
-    # A resumed run drops rows past its checkpoint, so the log reads as one run.
+    # A resumed run drops rows past its checkpoint, so the log reads as one run; TensorBoard's
+    # events are rewritten from the kept rows, or it would show the dropped epochs twice.
     kept = [row for row in read_metrics(workdir) if row["epoch"] <= resume_after_epoch]
-    self.path.write_text("".join(json.dumps(row) + "\n" for row in kept))
+    write_text_atomically(self.path, "".join(json.dumps(row) + "\n" for row in kept))
+    shutil.rmtree(workdir / "tensorboard", ignore_errors=True)
     self.tensorboard = SummaryWriter(logdir=str(workdir / "tensorboard"))
+    for row in kept:
+      self._mirror(row)
+
+  def _mirror(self, row: dict) -> None:
+    for name, value in row.items():
+      if name not in ("epoch", "split"):
+        self.tensorboard.add_scalar(f"{row['split']}/{name}", value, row["epoch"])
 
   def write(self, epoch: int, split: str, metrics: dict) -> None:
     if not self.enabled:
@@ -62,8 +71,7 @@ class MetricsLog:
     row = {"epoch": epoch, "split": split, **{k: float(v) for k, v in metrics.items()}}
     with open(self.path, "a") as f:
       f.write(json.dumps(row) + "\n")
-    for name, value in metrics.items():
-      self.tensorboard.add_scalar(f"{split}/{name}", float(value), epoch)
+    self._mirror(row)
 
   def close(self) -> None:
     if self.enabled:

@@ -71,13 +71,17 @@ def mean_std(values) -> str:
 def write_report(root: pathlib.Path, metric: str = "", out: pathlib.Path | None = None) -> str:
   """Writes the report files into `out` (default: `root`) and returns the Markdown table."""
   out = out or root
-  out.mkdir(parents=True, exist_ok=True)
   runs = [load_run(workdir) for workdir in find_runs(root)]
   if not runs:
     raise UserError(f"no finished runs (folders with summary.json and config.json) below {root}")
   metric = metric or default_metric(runs)
-  varying, points = group(runs)
   metric_names = sorted({name for run in runs for name in run["final"]})
+  if "/" not in metric:  # checked before anything is written
+    raise UserError(f"--metric {metric!r} must be SPLIT/NAME, e.g. test/rmse")
+  if metric not in metric_names:
+    raise UserError(f"--metric {metric!r}: no run has it; they have {', '.join(n for n in metric_names if '/' in n)}")
+  varying, points = group(runs)
+  out.mkdir(parents=True, exist_ok=True)
 
   with open(out / "runs.csv", "w", newline="") as f:
     writer = csv.writer(f)
@@ -101,8 +105,6 @@ def write_report(root: pathlib.Path, metric: str = "", out: pathlib.Path | None 
   (out / "results.md").write_text(
       f"Final metrics, mean ± std over seeds (`python -m nn_jax report {root}`).{note}\n\n" + table)
 
-  if "/" not in metric:
-    raise UserError(f"--metric {metric!r} must be SPLIT/NAME, e.g. test/rmse")
   split, name = metric.split("/", 1)
   curves = {}
   for label, members in points.items():

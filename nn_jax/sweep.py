@@ -9,7 +9,7 @@ A sweep file defines `get_sweep()` returning a dict:
 
 Every run gets DIR/<point>/seed_<n>/, an ordinary run directory. Starting the
 sweep again skips finished runs and resumes unfinished ones from their
-checkpoints; only seeds with nothing on disk are trained vectorized.
+checkpoints, still vectorized where the seeds were saved together.
 """
 
 import importlib.util
@@ -19,7 +19,7 @@ import os
 import pathlib
 
 from nn_jax import config as config_lib
-from nn_jax import train, vectorized
+from nn_jax import train
 from nn_jax.errors import UserError
 
 SWEEP_KEYS = {"config", "overrides", "axes", "seeds", "vectorize_seeds"}
@@ -39,10 +39,6 @@ def load_sweep(path: str) -> dict:
   return sweep
 
 
-def _literal(value) -> str:
-  return repr(tuple(value) if isinstance(value, list) else value)
-
-
 def point_name(point: dict) -> str:
   """A folder name for a grid point: model.units=50, model.cell=gru -> cell-gru_units-50."""
   parts = [f"{key.split('.')[-1]}-{value}" for key, value in point.items()]
@@ -55,13 +51,8 @@ def expand(sweep: dict) -> list[tuple[dict, list]]:
   points = [dict(zip(axes, values)) for values in itertools.product(*axes.values())]
   expanded = []
   for point in points:
-    configs = []
-    for seed in sweep["seeds"]:
-      config = config_lib.load_config(sweep["config"])
-      for key, value in {**sweep.get("overrides", {}), **point, "seed": seed}.items():
-        config_lib.apply_override(config, f"{key}={_literal(value)}")
-      config_lib.validate(config)
-      configs.append(config)
+    configs = [config_lib.load(sweep["config"], {**sweep.get("overrides", {}), **point, "seed": seed})
+               for seed in sweep["seeds"]]
     expanded.append((point, configs))
   return expanded
 
@@ -84,13 +75,12 @@ def run_sweep(sweep_path: str, root: pathlib.Path) -> bool:
     workdirs = [root / name / f"seed_{config.seed}" for config in configs]
     todo = [(c, w) for c, w in zip(configs, workdirs) if _status(w) != "done"]
     print(f"== {name}: {len(configs) - len(todo)} of {len(configs)} runs done", flush=True)
-    fresh = [(c, w) for c, w in todo if not (w / "checkpoints").exists()]
-    if sweep.get("vectorize_seeds", True) and len(fresh) > 1:
+    if sweep.get("vectorize_seeds", True) and len(todo) > 1:
       try:
-        if vectorized.train_seeds([c for c, _ in fresh], [w for _, w in fresh]) is None:
+        if train.train([c for c, _ in todo], [w for _, w in todo]) is None:
           return False
-        todo = [(c, w) for c, w in todo if (c, w) not in fresh]
-      except vectorized.CannotVectorize as reason:
+        continue
+      except train.CannotVectorize as reason:
         print(f"Seeds of {name} run one by one: {reason}", flush=True)
     for config, workdir in todo:
       if _status(workdir) == "done":

@@ -1,11 +1,14 @@
-"""The one trainer: train state, the pure jitted train step, evaluation and the epoch loop.
+"""The one trainer: `train` sets runs up, runs the epoch loop, and finishes them.
 
-Every model and dataset goes through `train_and_evaluate(config, workdir)`.
-The epoch loop itself (nn_jax/loop.py) runs full-batch training as compiled
-`lax.scan`s and mini-batch training as a Python loop over the jitted step.
-A run resumes from its workdir's latest good checkpoint, exactly.
+Every model, dataset and seed count goes through `train(configs, workdirs)`:
+one config and run directory, or several configs that differ only in the seed,
+trained as one program vmapped over a leading seed axis (each seed still gets
+its own ordinary run directory). `train_and_evaluate(config, workdir)` is the
+one-run form. A run resumes from its workdir's latest good checkpoint, exactly.
 """
 
+import dataclasses
+import hashlib
 import pathlib
 import time
 
@@ -17,142 +20,379 @@ import ml_collections
 import numpy as np
 import optax
 import orbax.checkpoint
-from flax.training import train_state
 
-import nn_jax
-from nn_jax import data, interrupt, models, parallel, plots, records, tasks
+from nn_jax import auto, data, interrupt, models, optim, parallel, plots, records, tasks
 from nn_jax.checkpoint import Checkpoints
-from nn_jax.data.dataset import Dataset
 from nn_jax.errors import UserError
-from nn_jax.loop import Diverged, EpochLoop, batch_plan, is_checkpoint_epoch, is_log_epoch, ranked_metrics
+from nn_jax.evaluation import Evaluator
+from nn_jax.loop import Diverged, EpochLoop, batch_plan, due, ranked_metrics, seed_keys
 from nn_jax.status import RunStatus
+from nn_jax.step import TrainState, make_train_step
 
-# Fields that say how long, how verbosely or where to run, not what; a resumed run may change them.
+# Fields that say how long, how verbosely, where or how fast to run, not what; a resumed run may
+# change them (K steps per dispatch and where the data lives give the same numbers: tested).
 RESUMABLE_CHANGES = {"num_epochs", "progress", "log_every_epochs", "checkpoint_every_epochs",
-                     "checkpoint_every_steps", "keep_checkpoints", "allow_config_change", "distributed"}
+                     "checkpoint_every_steps", "checkpoint_min_interval_seconds", "checkpoint_async",
+                     "keep_checkpoints", "allow_config_change", "distributed", "steps_per_dispatch",
+                     "data_on_device", "deterministic", "target_metric", "target_value", "predict_examples"}
 
 
-def make_optimizer(optimizer_config: ml_collections.ConfigDict) -> optax.GradientTransformation:
-  makers = {"sgd": optax.sgd, "adam": optax.adam}
-  return makers[optimizer_config.name](optimizer_config.learning_rate)
+class CannotVectorize(Exception):
+  """Says why these seeds must train one by one."""
 
 
-def init_params(model: nn.Module, input_shape, key: jax.Array):
-  return model.init(key, jnp.zeros((1, *input_shape), jnp.float32))["params"]
+@dataclasses.dataclass
+class Timing:
+  """When a run started and where its time went; seconds are per seed."""
+  launch: float  # time.time() that time-to-target counts from
+  wall_start: float  # time.perf_counter() at setup
+  compile_seconds: float = 0.0
+  train_seconds: float = 0.0
+  examples_trained: int = 0
 
 
-def initial_state(config: ml_collections.ConfigDict, model: nn.Module, input_shape,
-                  params=None) -> train_state.TrainState:
+@dataclasses.dataclass
+class SeedRun:
+  """One seed's run directory and what is written into it."""
+  config: ml_collections.ConfigDict
+  workdir: pathlib.Path
+  status: RunStatus
+  checkpoints: Checkpoints
+  log: records.MetricsLog | None = None
+  time_to_target: dict | None = None
+
+
+@dataclasses.dataclass
+class Session:
+  """Everything `setup` builds; `run_loop` and `finish` use it."""
+  config: ml_collections.ConfigDict  # the first seed's, with auto values resolved
+  choices: dict
+  dataset: data.Dataset
+  task: tasks.Task
+  model: nn.Module
+  mesh: jax.sharding.Mesh
+  runs: list[SeedRun]
+  loop: EpochLoop
+  evaluator: Evaluator
+  timing: Timing
+  microbatches: int
+
+
+# --- state -------------------------------------------------------------------------------------
+
+
+def total_steps(config, num_examples: int) -> int:
+  return config.num_epochs * batch_plan(config.batch_size, num_examples)[2]
+
+
+def initial_state(config: ml_collections.ConfigDict, model: nn.Module, input_shape, num_examples: int = 1,
+                  params=None) -> TrainState:
   """The state before the first step; its keys derive from `config.seed` alone.
 
   `params` replaces the seed's initialization with given values of the same tree (a parity test
   starting from another program's weights, a warm start); UserError when the tree differs.
   """
-  init_key = jax.random.fold_in(jax.random.key(config.seed), 0)
-  initialized = init_params(model, input_shape, init_key)
+  keys = seed_keys(config.seed)
+  variables = model.init(jax.random.wrap_key_data(keys["init"]), jnp.zeros((1, *input_shape), jnp.float32))
+  variables = dict(variables)
+  initialized = variables.pop("params")
   if params is not None:
-    expected = jax.tree_util.tree_map(lambda a: (a.shape, a.dtype), initialized)
-    given = jax.tree_util.tree_map(lambda a: (np.shape(a), jnp.float32), params)
-    if given != expected:
-      raise UserError(f"the given initial params do not match {type(model).__name__}'s: expected {expected}")
+    expected = jax.tree_util.tree_map(lambda a: a.shape, initialized)
+    if jax.tree_util.tree_map(np.shape, params) != expected:
+      raise UserError(f"the given initial params do not match {type(model).__name__}'s: expected shapes {expected}")
     initialized = jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float32), params)
-  return train_state.TrainState.create(apply_fn=model.apply, params=initialized, tx=make_optimizer(config.optimizer))
+  tx = optim.make_optimizer(config.optimizer, config.schedule, total_steps(config, num_examples))
+  return TrainState.create(apply_fn=model.apply, params=initialized, tx=tx, model_state=variables,
+                           rng=keys["rng"])
 
 
-def microbatch_count(config: ml_collections.ConfigDict, model: nn.Module, batch_size: int) -> int:
-  """How many microbatches a step of `batch_size` examples accumulates its gradient over.
+def _stack(states: list[TrainState]) -> TrainState:
+  """The seeds' states on a leading axis; the first one's apply_fn and optimizer serve all."""
+  stack = lambda *trees: jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *trees)
+  return states[0].replace(**{field: stack(*[getattr(s, field) for s in states])
+                              for field in ("step", "params", "opt_state", "model_state", "rng")})
 
-  `config.microbatch_size` > 0 must divide the batch (UserError otherwise). 0 leaves the choice to
-  the model's `training_microbatch_size()` (models without one: the whole batch): round(batch / size)
-  microbatches, or the next smaller count that divides the batch.
+
+def _unstack(tree, index: int):
+  return jax.tree_util.tree_map(lambda a: a[index], tree)
+
+
+def check_resumable(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> None:
+  """Refuses to resume a workdir whose run had a different config, but for run-length fields."""
+  if not (workdir / "config.json").exists():
+    return
+  saved = records.flatten(records.read_config(workdir))
+  wanted = records.flatten(records.config_to_dict(config))
+  changed = [f"{key}: {saved.get(key)!r} -> {wanted.get(key)!r}" for key in sorted(set(saved) | set(wanted))
+             if key.split(".")[0] not in RESUMABLE_CHANGES and saved.get(key) != wanted.get(key)]
+  if changed and not config.get("allow_config_change", False):
+    raise UserError(f"{workdir} holds a run with another config ({'; '.join(changed[:4])}"
+                    f"{'; ...' if len(changed) > 4 else ''}); use a new --workdir, or pass "
+                    f"--config.allow_config_change=True to resume it anyway")
+
+
+def microbatch_count(batch_size: int, microbatch_size: int) -> int:
+  """How many microbatches a step accumulates its gradient over (microbatch_size 0: one)."""
+  if not microbatch_size or microbatch_size >= batch_size:
+    return 1
+  if batch_size % microbatch_size:
+    raise UserError(f"config.microbatch_size {microbatch_size} does not divide the batch of {batch_size} examples; "
+                    f"use a divisor of {batch_size}, or 0 to let the backend choose")
+  return batch_size // microbatch_size
+
+
+# --- setup, loop, finish -----------------------------------------------------------------------
+
+
+def setup(configs: list, workdirs: list, launch: float | None = None, initial_params=None) -> Session:
+  """Checks, loads the data, builds the model and state (restored where a checkpoint exists),
+  and opens every seed's run directory."""
+  timing = Timing(launch=launch if launch is not None else time.time(), wall_start=time.perf_counter())
+  base = configs[0]
+  if len(configs) > 1:
+    _check_vectorizable(configs)
+  for config, workdir in zip(configs, workdirs):
+    check_resumable(config, workdir)
+  mesh = parallel.make_mesh()
+  if base.batch_size:
+    parallel.check_batch_size(base.batch_size, mesh)
+  dataset = data.load(base.dataset)
+  train_inputs, train_targets = dataset.splits["train"]
+  full_batch = batch_plan(base.batch_size, len(train_inputs))[0]
+  resolved = auto.resolve(base, data_bytes=train_inputs.nbytes + train_targets.nbytes, full_batch=full_batch)
+  if resolved.data_on_device == "true" and jax.process_count() > 1:
+    raise UserError("config.data_on_device=true needs a single process; a multi-host run feeds each process's "
+                    "block from the host (use auto or false)")
+  choices = auto.choices(base, resolved)
+  task = tasks.TASKS[base.loss]
+  model = models.build(resolved.model, resolved.compute_dtype)
+  num_examples = len(dataset.splits["train"][0])
+  _, batch_size, _ = batch_plan(base.batch_size, num_examples)
+  microbatches = microbatch_count(batch_size, resolved.microbatch_size)
+
+  primary = parallel.is_primary()
+  runs = []
+  for config, workdir in zip(configs, workdirs):
+    workdir.mkdir(parents=True, exist_ok=True)
+    runs.append(SeedRun(config, workdir, RunStatus(workdir, enabled=primary), Checkpoints(
+        workdir / "checkpoints", keep=config.keep_checkpoints, best_metric=config.checkpoint_best_metric,
+        best_mode=config.checkpoint_best_mode, asynchronous=config.checkpoint_async)))
+  replicated = parallel.replicated(mesh)
+  states, progresses = [], []
+  for run in runs:
+    state = jax.device_put(initial_state(run.config, model, dataset.input_shape, num_examples, initial_params),
+                           replicated)
+    state, progress = run.checkpoints.restore_latest_good(state, replicated)
+    states.append(state)
+    progresses.append(progress)
+  if len(runs) > 1 and len({json_key(p) for p in progresses}) > 1:
+    raise CannotVectorize("the seeds' checkpoints are at different positions")
+  if len(runs) == 1:
+    state, progress = states[0], progresses[0]
+  else:
+    state = jax.device_put(_stack(states), replicated)
+    progress = None if progresses[0] is None else {**progresses[0], "sums": [p["sums"] for p in progresses]}
+
+  print_model_summary(model, dataset.input_shape)
+  if microbatches > 1:
+    print(f"Each step accumulates its gradient over {microbatches} microbatches of {batch_size // microbatches} "
+          f"examples.")
+  if progress is not None:
+    print(f"Resuming from checkpoint at step {int(np.ravel(jax.device_get(state.step))[0])} "
+          f"(epoch {progress['epoch']}, batch {progress.get('batch', 0)}).")
+  if primary:
+    for run in runs:
+      records.write_config(run.workdir, run.config)
+  for run in runs:
+    run.status.start()
+
+  def save(state, position: dict, metrics) -> None:
+    for s, run in enumerate(runs):
+      seed_state = state if len(runs) == 1 else _unstack(state, s)
+      seed_position = position if len(runs) == 1 else {**position, "sums": position["sums"][s]}
+      run.checkpoints.save(seed_state, seed_position, metrics[s] if metrics else None)
+      steps = int(seed_state.step)
+      run.status.update(steps_done=steps, epochs_done=position["epoch"], last_checkpoint_step=steps)
+
+  train_step = make_train_step(task, type(model).rng_streams, microbatches)
+  on_device = resolved.data_on_device == "true"
+  loop = EpochLoop(resolved, *dataset.splits["train"], train_step, mesh, state, progress,
+                   [seed_keys(run.config.seed)["data"] for run in runs], "device" if on_device else "host",
+                   resolved.steps_per_dispatch, save)
+  for run in runs:
+    run.log = records.MetricsLog(run.workdir, resume_after_epoch=loop.epoch, enabled=primary)
+  evaluator = Evaluator(model, task, dataset, mesh, base.eval_batch_size, on_device)
+  return Session(resolved, choices, dataset, task, model, mesh, runs, loop, evaluator, timing, microbatches)
+
+
+def json_key(progress) -> str:
+  """A checkpoint position without the seed's own metric sums: equal for seeds saved together."""
+  return "" if progress is None else f"{progress['epoch']}/{progress.get('batch', 0)}"
+
+
+def _check_vectorizable(configs) -> None:
+  base = records.config_to_dict(configs[0])
+  for config in configs[1:]:
+    other = records.config_to_dict(config)
+    if {k: v for k, v in other.items() if k != "seed"} != {k: v for k, v in base.items() if k != "seed"}:
+      raise CannotVectorize("the configs differ in more than the seed")
+  if jax.device_count() > 1:
+    raise CannotVectorize(f"{jax.device_count()} devices: vectorized seeds run on one device; the data-parallel "
+                          f"path trains each seed across all of them instead")
+
+
+def variables_of(session: Session, seed_index: int) -> dict:
+  state = session.loop.state if len(session.runs) == 1 else _unstack(session.loop.state, seed_index)
+  return state.variables()
+
+
+def run_loop(session: Session) -> str:
+  """Trains to the config's last epoch, logging, evaluating and checkpointing on the config's cadence.
+  Returns "" when done, or the signal's name when one stopped the run (saved and resumable)."""
+  config, loop, runs = session.config, session.loop, session.runs
+  eval_names = [name for name in session.dataset.splits if name != "train"]
+  target_split, _, target_name = config.target_metric.partition("/")
+  with interrupt.StopRequest() as stop:
+    for rows in loop.run(stop):
+      for run, seed_rows in zip(runs, rows):
+        for epoch, metrics in seed_rows:
+          run.log.write(epoch, "train", metrics)
+      epoch = rows[0][-1][0]
+      evaluated = [{} for _ in runs]
+      if due(config.log_every_epochs, epoch, config.num_epochs):
+        for s, run in enumerate(runs):
+          evaluated[s] = session.evaluator.evaluate(variables_of(session, s), eval_names)
+          for name, metrics in evaluated[s].items():
+            run.log.write(epoch, name, metrics)
+          reached = evaluated[s].get(target_split, {}).get(target_name)
+          if reached is not None and reached >= config.target_value and run.time_to_target is None:
+            run.time_to_target = {"metric": config.target_metric, "value": config.target_value, "epoch": epoch,
+                                  "seconds_from_launch": time.time() - session.timing.launch}
+        _print_epoch(config, epoch, rows, evaluated, runs)
+      if due(config.checkpoint_every_epochs, epoch, config.num_epochs):
+        loop.save([ranked_metrics(seed_rows[-1][1], evaluated[s]) for s, seed_rows in enumerate(rows)],
+                  force=epoch == config.num_epochs)
+  session.timing.compile_seconds = loop.compile_seconds
+  session.timing.train_seconds = loop.train_seconds
+  session.timing.examples_trained = loop.examples_trained
+  return loop.stopped_by
+
+
+def _print_epoch(config, epoch: int, rows, evaluated, runs) -> None:
+  if len(runs) > 1:
+    print(f"Epoch {epoch}/{config.num_epochs}: {len(runs)} seeds, train loss "
+          + " ".join(f"{seed_rows[-1][1]['loss']:.4f}" for seed_rows in rows), flush=True)
+    return
+  line = f"Epoch {epoch}/{config.num_epochs}: train {format_metrics(rows[0][-1][1])}"
+  for name, metrics in evaluated[0].items():
+    line += f"; {name} {format_metrics(metrics)}"
+  print(line, flush=True)
+  target = runs[0].time_to_target
+  if target and target["epoch"] == epoch:
+    print(f"{target['metric']} reached {target['value']} at epoch {epoch}, "
+          f"{target['seconds_from_launch']:.1f} s after launch.")
+
+
+def finish(session: Session) -> list[dict]:
+  """Each seed's final evaluation, plots, predictions, summary.json and status; returns the summaries."""
+  timing, seeds = session.timing, len(session.runs)
+  primary = parallel.is_primary()
+  summaries = []
+  for s, run in enumerate(session.runs):
+    variables = variables_of(session, s)
+    final = session.evaluator.evaluate(variables, list(session.dataset.splits))
+    if primary:
+      plots.plot_run(records.read_metrics(run.workdir), run.workdir, run.config.name or run.config.model.name,
+                     session.task.curve)
+    steps = int(np.ravel(jax.device_get(session.loop.state.step))[s])
+    summary = {
+        "final": final,
+        "epochs": run.config.num_epochs,
+        "steps": steps,
+        "compile_seconds": timing.compile_seconds / seeds,
+        "train_seconds": timing.train_seconds / seeds,
+        "train_examples_per_second": (timing.examples_trained / (timing.train_seconds / seeds)
+                                      if timing.train_seconds else None),
+        "wall_seconds": time.perf_counter() - timing.wall_start,
+        "microbatches": session.microbatches,
+        "resolved": session.choices,
+        "params_digest": params_digest(variables["params"]),
+        **environment(),
+    }
+    if seeds > 1:  # its seconds are the group's divided by the seeds
+      summary["vectorized_seeds"] = seeds
+    if session.dataset.reference_metrics:
+      summary["reference"] = session.dataset.reference_metrics
+    if run.time_to_target:
+      summary["time_to_target"] = run.time_to_target
+    if seeds == 1:
+      for name, metrics in final.items():
+        reference = session.dataset.reference_metrics.get(name, {})
+        print(f"Final {name}: {format_metrics(metrics)}"
+              + (f" (reference: {format_metrics(reference)})" if reference else ""))
+      if "test" in final and "accuracy" in final["test"]:
+        print(f"Test accuracy: {final['test']['accuracy']:.2%}")
+    predictions = session.evaluator.predict(variables, run.config.predict_examples) if seeds == 1 else []
+    if predictions:
+      summary["predictions"] = predictions
+    if primary:
+      records.write_json(run.workdir / "summary.json", summary)
+    run.status.update(status="done", steps_done=steps, epochs_done=run.config.num_epochs)
+    if seeds == 1:
+      print(f"Compile {summary['compile_seconds']:.2f} s, training {summary['train_seconds']:.2f} s after "
+            f"compilation, wall {summary['wall_seconds']:.2f} s. Run directory: {run.workdir}")
+    summaries.append(summary)
+  if seeds > 1:
+    print(f"{seeds} seeds trained as one program: compile {timing.compile_seconds:.2f} s, training "
+          f"{timing.train_seconds:.2f} s after compilation. Run directories: "
+          + ", ".join(str(run.workdir) for run in session.runs))
+  return summaries
+
+
+def close(session: Session) -> None:
+  for run in session.runs:
+    if run.log is not None:
+      run.log.close()
+    run.checkpoints.close()
+
+
+def train(configs: list, workdirs: list, launch: float | None = None, initial_params=None) -> list[dict] | None:
+  """Trains each config into its workdir (several: seeds of one config, vmapped) and returns their summaries.
+
+  Returns None when a signal stopped the run (saved and resumable). Raises Diverged when a loss or
+  gradient becomes NaN or Inf (one seed), CannotVectorize when vectorized seeds cannot go on
+  together (a seed diverged, checkpoints at different positions): run them one by one then.
+  `launch` is the time.time() time-to-target counts from (default: now).
   """
-  size = config.get("microbatch_size", 0)
-  if size:
-    if batch_size % size:
-      raise UserError(f"config.microbatch_size {size} does not divide the batch of {batch_size} examples; "
-                      f"use a divisor of {batch_size}, or 0 for the model's choice")
-    return batch_size // size
-  preferred = getattr(model, "training_microbatch_size", lambda: 0)()
-  count = max(1, round(batch_size / preferred)) if preferred else 1
-  while batch_size % count:
-    count -= 1
-  return count
+  session = setup(configs, [pathlib.Path(w) for w in workdirs], launch, initial_params)
+  try:
+    stopped_by = run_loop(session)
+  except Diverged as e:
+    if len(session.runs) > 1:
+      raise CannotVectorize(f"seed {session.runs[e.seed_index].config.seed} diverged ({e})") from e
+    session.runs[0].status.update(status="diverged", message=str(e))
+    raise
+  finally:
+    close(session)
+  if stopped_by:
+    loop = session.loop
+    message = (f"Stopped by {stopped_by} at step {loop.host_step}; checkpoint saved. "
+               f"Resume by running the same command again (same --workdir).")
+    for run in session.runs:
+      run.status.update(status="preempted", preemptions=run.status.fields["preemptions"] + 1, message=message)
+    print(message)
+    return None
+  return finish(session)
 
 
-def _split(array: jax.Array, count: int) -> jax.Array:
-  """(B, ...) -> (count, B / count, ...); example i goes to microbatch i % count, so a batch split
-  along a device mesh stays split within every microbatch."""
-  return array.reshape(array.shape[0] // count, count, *array.shape[1:]).swapaxes(0, 1)
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir, launch: float | None = None,
+                       initial_params=None) -> dict | None:
+  """Trains one config into `workdir`; its summary, or None when a signal stopped it."""
+  summaries = train([config], [workdir], launch, initial_params)
+  return None if summaries is None else summaries[0]
 
 
-def _merge(array: jax.Array) -> jax.Array:
-  """The inverse of _split."""
-  return array.swapaxes(0, 1).reshape(-1, *array.shape[2:])
-
-
-def make_train_step(task: tasks.Task, microbatches: int = 1):
-  """Returns the pure `(state, batch) -> (state, metrics)`; metrics are of the params before the update.
-
-  With `microbatches` > 1 the gradient is accumulated over that many equal microbatches, one after
-  another (a lax.scan): the batch's mean gradient as before, up to summation order, computed with a
-  microbatch's working set. The fused CNN on CPU trains 1.3x to 1.5x faster so (README "Performance").
-  """
-
-  def train_step(state, batch):
-    inputs, targets = batch
-
-    def loss_fn(params, inputs, targets):
-      outputs = state.apply_fn({"params": params}, inputs)
-      return task.loss(outputs, targets), outputs
-
-    gradient = jax.grad(loss_fn, has_aux=True)
-    if microbatches == 1:
-      grads, outputs = gradient(state.params, inputs, targets)
-    else:
-      def accumulate(total, microbatch):
-        grads, outputs = gradient(state.params, *microbatch)
-        return jax.tree_util.tree_map(jnp.add, total, grads), outputs
-
-      zeros = jax.tree_util.tree_map(jnp.zeros_like, state.params)
-      total, outputs = jax.lax.scan(accumulate, zeros, (_split(inputs, microbatches), _split(targets, microbatches)))
-      grads = jax.tree_util.tree_map(lambda g: g / microbatches, total)
-      outputs = _merge(outputs)
-    metrics = task.metrics(outputs, targets)
-    metrics["grad_norm"] = optax.tree.norm(grads)  # watched by the divergence guard
-    return state.apply_gradients(grads=grads), metrics
-
-  return train_step
-
-
-def predict_outputs(predict_fn, params, inputs: np.ndarray, batch_size: int, multiple: int = 1,
-                    place=lambda batch: batch) -> np.ndarray:
-  """Model outputs for every input. Batches are padded to one fixed size (a multiple of the
-  device count), so one compiled shape serves all; the padding is sliced off, so every
-  example counts exactly once. `place` puts a host batch onto the devices."""
-  n = len(inputs)
-  batch_size = parallel.round_up(min(batch_size, n), multiple)
-  outputs = []
-  for start in range(0, n, batch_size):
-    chunk = inputs[start:start + batch_size]
-    padded = np.concatenate([chunk, np.zeros((batch_size - len(chunk), *chunk.shape[1:]), chunk.dtype)])
-    outputs.append(np.asarray(predict_fn(params, place(padded)))[:len(chunk)])
-  return np.concatenate(outputs)
-
-
-def evaluate(predict_fn, params, split, task: tasks.Task, batch_size: int, target_scale: float,
-             multiple: int = 1, place=lambda batch: batch) -> dict:
-  inputs, targets = split
-  outputs = predict_outputs(predict_fn, params, inputs, batch_size, multiple, place)
-  metrics = {k: float(v) for k, v in task.metrics(jnp.asarray(outputs), jnp.asarray(targets)).items()}
-  metrics.update(task.split_metrics(outputs, targets, target_scale))
-  return metrics
-
-
-def evaluate_splits(predict_fn, params, dataset: Dataset, names, task: tasks.Task, batch_size: int,
-                    multiple: int = 1, place=lambda batch: batch) -> dict:
-  """{split name: its metrics} for the named splits of `dataset`."""
-  return {name: evaluate(predict_fn, params, dataset.splits[name], task, batch_size, dataset.target_scale,
-                         multiple, place) for name in names}
+# --- reporting ---------------------------------------------------------------------------------
 
 
 def format_metrics(metrics: dict) -> str:
@@ -173,180 +413,20 @@ def environment() -> dict:
                        "orbax_checkpoint": orbax.checkpoint.__version__}}
 
 
-def check_resumable(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> None:
-  """Refuses to resume a workdir whose run had a different config, but for run-length fields."""
-  if not (workdir / "config.json").exists():
-    return
-  saved = records.flatten(records.read_config(workdir))
-  wanted = records.flatten(records.config_to_dict(config))
-  changed = [f"{key}: {saved.get(key)!r} -> {wanted.get(key)!r}" for key in sorted(set(saved) | set(wanted))
-             if key.split(".")[0] not in RESUMABLE_CHANGES and saved.get(key) != wanted.get(key)]
-  if changed and not config.get("allow_config_change", False):
-    raise UserError(f"{workdir} holds a run with another config ({'; '.join(changed[:4])}"
-                    f"{'; ...' if len(changed) > 4 else ''}); use a new --workdir, or pass "
-                    f"--config.allow_config_change=True to resume it anyway")
-
-
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: pathlib.Path, initial_params=None) -> dict | None:
-  """Trains `config` in `workdir`, resuming from its latest good checkpoint.
-
-  `initial_params`, when given, starts a new run from these parameters instead of the seed's
-  initialization (see `initial_state`); a resumed run continues from its checkpoint as always.
-
-  Returns the summary, or None when a signal stopped the run (it is resumable).
-  Raises Diverged when a loss or gradient becomes NaN or Inf.
-  """
-  wall_start = time.perf_counter()
-  check_resumable(config, workdir)
-  mesh = parallel.make_mesh()
-  if config.batch_size:
-    parallel.check_batch_size(config.batch_size, mesh)
-  dataset = data.load(config.dataset)
-  task = tasks.TASKS[config.loss]
-  model = models.build(config.model, config.compute_dtype)
-  _, batch_size, _ = batch_plan(config.batch_size, len(dataset.splits["train"][0]))
-  microbatches = microbatch_count(config, model, batch_size)
-  primary = parallel.is_primary()
-  workdir.mkdir(parents=True, exist_ok=True)
-  status = RunStatus(workdir, enabled=primary)
-  if primary:
-    records.write_config(workdir, config)
-
-  replicated = parallel.replicated(mesh)
-  state = jax.device_put(initial_state(config, model, dataset.input_shape, initial_params), replicated)
-  print_model_summary(model, dataset.input_shape)
-  if microbatches > 1:
-    print(f"Each step accumulates its gradient over {microbatches} microbatches of {batch_size // microbatches} "
-          f"examples.")
-  checkpoints = Checkpoints(workdir / "checkpoints", keep=config.keep_checkpoints,
-                            best_metric=config.checkpoint_best_metric, best_mode=config.checkpoint_best_mode)
-  state, progress = checkpoints.restore_latest_good(state, replicated)
-  if progress is not None:
-    print(f"Resuming from checkpoint at step {int(state.step)} (epoch {progress['epoch']}, "
-          f"batch {progress.get('batch', 0)}).")
-  status.start()
-
-  def save(state, position: dict, metrics) -> None:
-    checkpoints.save(state, position, metrics)
-    status.update(steps_done=int(state.step), epochs_done=position["epoch"], last_checkpoint_step=int(state.step))
-
-  loop = EpochLoop(config, dataset, make_train_step(task, microbatches), mesh, state, progress, save)
-  log = records.MetricsLog(workdir, resume_after_epoch=loop.epoch, enabled=primary)
-  predict_fn = jax.jit(lambda params, x: model.apply({"params": params}, x),
-                       in_shardings=(replicated, parallel.split_along_data(mesh)), out_shardings=replicated)
-  devices = mesh.devices.size
-  place = lambda batch: parallel.global_batch(mesh, batch)
-
-  def evaluate_on(params, names) -> dict:
-    return evaluate_splits(predict_fn, params, dataset, names, task, config.eval_batch_size, devices, place)
-
-  eval_names = [name for name in dataset.splits if name != "train"]
-  target_split, _, target_name = config.target_metric.partition("/")
-  time_to_target = None  # measured only when reached in this process: a resumed run's clock restarted
-  try:
-    with interrupt.StopRequest() as stop:
-      for rows in loop.run(stop):
-        for epoch, metrics in rows:
-          log.write(epoch, "train", metrics)
-        epoch, train_metrics = rows[-1]
-        evaluated = {}
-        if is_log_epoch(config, epoch):
-          evaluated = evaluate_on(loop.state.params, eval_names)
-          line = f"Epoch {epoch}/{config.num_epochs}: train {format_metrics(train_metrics)}"
-          for name, metrics in evaluated.items():
-            log.write(epoch, name, metrics)
-            line += f"; {name} {format_metrics(metrics)}"
-          print(line, flush=True)
-          reached = evaluated.get(target_split, {}).get(target_name)
-          if reached is not None and reached >= config.target_value and time_to_target is None:
-            time_to_target = {"metric": config.target_metric, "value": config.target_value, "epoch": epoch,
-                              "seconds_from_launch": time.time() - nn_jax.LAUNCH_TIME}
-            print(f"{config.target_metric} reached {config.target_value} at epoch {epoch}, "
-                  f"{time_to_target['seconds_from_launch']:.1f} s after launch.")
-        if is_checkpoint_epoch(config, epoch):
-          loop.save(ranked_metrics(train_metrics, evaluated))
-  except Diverged as e:
-    status.update(status="diverged", message=str(e))
-    raise
-  finally:
-    log.close()
-    checkpoints.close()
-  if loop.stopped_by:
-    message = (f"Stopped by {loop.stopped_by} at step {loop.host_step}; checkpoint saved. "
-               f"Resume by running the same command again (same --workdir).")
-    status.update(status="preempted", preemptions=status.fields["preemptions"] + 1, message=message)
-    print(message)
-    return None
-
-  timing = {"compile_seconds": loop.compile_seconds, "train_seconds": loop.train_seconds,
-            "examples_trained": loop.examples_trained, "wall_start": wall_start, "time_to_target": time_to_target,
-            "microbatches": microbatches}
-  return finish_run(config, workdir, dataset, evaluate_on(loop.state.params, list(dataset.splits)),
-                    int(loop.state.step), timing, status,
-                    lambda raw: predict_examples(dataset, predict_fn, loop.state.params, raw, devices, place))
-
-
-def finish_run(config, workdir: pathlib.Path, dataset: Dataset, final: dict, steps: int, timing: dict,
-               status: RunStatus, predict) -> dict:
-  """Writes a finished run's plots, summary.json and status, prints its results, returns the summary."""
-  primary = parallel.is_primary()
-  if primary:
-    plots.plot_run(records.read_metrics(workdir), workdir, config.name or config.model.name,
-                   tasks.TASKS[config.loss].curve)
-  train_seconds = timing["train_seconds"]
-  summary = {
-      "final": final,
-      "epochs": config.num_epochs,
-      "steps": steps,
-      "compile_seconds": timing["compile_seconds"],
-      "train_seconds": train_seconds,
-      "train_examples_per_second": timing["examples_trained"] / train_seconds if train_seconds else None,
-      "wall_seconds": time.perf_counter() - timing["wall_start"],
-      "microbatches": timing.get("microbatches", 1),
-      **environment(),
-  }
-  if dataset.reference_metrics:
-    summary["reference"] = dataset.reference_metrics
-  if timing.get("vectorized_seeds"):  # its seconds are the group's divided by the seeds
-    summary["vectorized_seeds"] = timing["vectorized_seeds"]
-  if timing.get("time_to_target"):
-    summary["time_to_target"] = timing["time_to_target"]
-  for name, metrics in final.items():
-    reference = dataset.reference_metrics.get(name, {})
-    print(f"Final {name}: {format_metrics(metrics)}" + (f" (reference: {format_metrics(reference)})" if reference else ""))
-  if "test" in final and "accuracy" in final["test"]:
-    print(f"Test accuracy: {final['test']['accuracy']:.2%}")
-  predictions = predict(config.predict_examples)
-  if predictions:
-    summary["predictions"] = predictions
-  if primary:
-    records.write_json(workdir / "summary.json", summary)
-  status.update(status="done", steps_done=steps, epochs_done=config.num_epochs)
-  print(f"Compile {summary['compile_seconds']:.2f} s, training {train_seconds:.2f} s after compilation, "
-        f"wall {summary['wall_seconds']:.2f} s. Run directory: {workdir}")
-  return summary
-
-
-def predict_examples(dataset: Dataset, predict_fn, params, raw_inputs, multiple: int = 1,
-                     place=lambda batch: batch) -> list[dict]:
-  """Predicts raw inputs (in the user's units), prints each and returns them as records."""
-  if len(raw_inputs) == 0:
-    return []
-  raw = np.asarray(raw_inputs, np.float64)
-  outputs = predict_outputs(predict_fn, params, dataset.encode_inputs(raw), len(raw), multiple, place)
-  values = dataset.decode_outputs(outputs).reshape(len(raw), -1)
-  results = []
-  for inputs, value in zip(raw, values):
-    print(dataset.describe_prediction(inputs, float(value[0])))
-    results.append({"input": inputs.tolist(), "prediction": float(value[0])})
-  return results
+def params_digest(params) -> str:
+  """sha256 of every parameter's bytes in tree order: equal digests, bit-identical parameters."""
+  digest = hashlib.sha256()
+  for leaf in jax.tree_util.tree_leaves(jax.device_get(params)):
+    digest.update(np.ascontiguousarray(leaf).tobytes())
+  return digest.hexdigest()
 
 
 def restore_for_inference(workdir: pathlib.Path):
-  """(config, model, params) of a run's latest checkpoint, without its optimizer state."""
+  """(config, model, variables) of a run's latest checkpoint, without its optimizer state."""
   config = ml_collections.ConfigDict(records.read_config(workdir))
-  model = models.build(config.model, config.get("compute_dtype", "float32"))
+  resolved = auto.resolve(config)
+  model = models.build(resolved.model, config.get("compute_dtype", "float32"))
   checkpoints = Checkpoints(workdir / "checkpoints", read_only=True)
-  params = checkpoints.restore_params(parallel.replicated(parallel.make_mesh()))
+  variables = checkpoints.restore_variables(parallel.replicated(parallel.make_mesh()))
   checkpoints.close()
-  return config, model, params
+  return config, model, variables

@@ -10,13 +10,17 @@ HOUSE = str(ROOT / "experiments" / "house_mlp.py")
 
 @pytest.mark.parametrize("args,message", [
     (["--config.model.depth=3"], "unknown config key 'model.depth'"),
-    (["--config.num_epochs=ten"], "expected a value of type int"),
+    (["--config.num_epochs=ten"], "flag --config.num_epochs=ten: invalid literal for int()"),
     (["--config.num_epochs=0"], "num_epochs must be positive"),
     (["--config.optimizer.learning_rate=-0.1"], "learning_rate must be positive"),
-    (["--config.optimizer.name=rmsprop"], "optimizer.name 'rmsprop' is not one of"),
+    (["--config.optimizer.name=adamm"], "optimizer.name 'adamm' is not an optax optimizer; did you mean adam"),
+    (["--config.optimizer.kwargs.b3=0.9"], "optax.sgd takes no b3"),
+    (["--config.schedule.name=cosine"], "'cosine' is not an optax schedule; did you mean cosine_decay_schedule"),
+    (["--config.data_on_device=maybe"], "data_on_device must be 'auto', 'true' or 'false'"),
+    (["--config.steps_per_dispatch=-2"], "steps_per_dispatch must be >= 0"),
     (["--config.model=3"], "is a group"),
     (["--config.model.activation=swish"], "config.model.activation 'swish' is not one of"),
-    (["--config.seed"], "malformed override"),
+    (["--config.seed"], "Missing value for flag --config.seed"),
     (["--config.microbatch_size=-1"], "microbatch_size must be >= 0"),
     (["--config.microbatch_size=7"], "microbatch_size 7 does not divide the batch of"),
 ])
@@ -32,7 +36,7 @@ def test_bad_train_config_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys
 @pytest.mark.parametrize("config,override,message", [
     ("cnn_mnist.py", "--config.model.conv_impl=cudnn", "conv_impl 'cudnn' is not one of auto, xla, fused"),
     ("recurrent_series.py", "--config.model.cell=transformer", "config.model.cell 'transformer' is not one of"),
-    ("recurrent_series.py:gru", "--config.model.recurrence=fused", "'fused' is for the LSTM only"),
+    ("recurrent_series.py:gru", "--config.model.recurrence=optimized", "'optimized' is for the LSTM only"),
     ("cnn_mnist.py", "--config.microbatch_size=30", "microbatch_size 30 does not divide config.batch_size 200"),
 ])
 def test_bad_model_choice_is_refused_before_any_work(tmp_path, capsys, config, override, message):
@@ -66,26 +70,40 @@ def test_workdir_that_is_a_file_is_refused(tmp_path, capsys):
   assert "is a file" in capsys.readouterr().err
 
 
-def test_overrides_are_typed():
-  from nn_jax import config as config_lib
-  config = config_lib.load_config(HOUSE)
-  config_lib.apply_override(config, "optimizer.learning_rate=1")  # an int for a float is fine
-  config_lib.apply_override(config, "model.hidden_units=(8, 8)")
-  config_lib.apply_override(config, "progress=False")
-  assert config.optimizer.learning_rate == 1.0 and isinstance(config.optimizer.learning_rate, float)
-  assert tuple(config.model.hidden_units) == (8, 8)
-  assert config.progress is False
+@pytest.fixture(scope="module")
+def house_run(tmp_path_factory):
+  workdir = tmp_path_factory.mktemp("house")
+  assert cli.main(["train", "--config", HOUSE, "--workdir", str(workdir), "--config.num_epochs=10",
+                   "--config.progress=False"]) == 0
+  return workdir
 
 
 @pytest.mark.parametrize("text", ["110", "110,seven", "1,2,3", ""])
-def test_predict_rejects_malformed_input(tmp_path, capsys, text):
-  workdir = tmp_path / "run"
-  assert cli.main(["train", "--config", HOUSE, "--workdir", str(workdir), "--config.num_epochs=10",
-                   "--config.progress=False"]) == 0
+def test_predict_rejects_malformed_input(house_run, capsys, text):
   capsys.readouterr()
-  assert cli.main(["predict", "--workdir", str(workdir), "--input", text]) == 2
+  assert cli.main(["predict", "--workdir", str(house_run), "--input", text]) == 2
   err = capsys.readouterr().err
   assert "must be 2 comma-separated numbers" in err and err.count("\n") == 1
+
+
+def test_predict_prints_the_articles_line(house_run, capsys):
+  capsys.readouterr()
+  assert cli.main(["predict", "--workdir", str(house_run), "--input", "110,7", "--input", "85,12"]) == 0
+  lines = capsys.readouterr().out.splitlines()
+  assert lines[0].startswith("Predicted price for 110 m², 7 years: ") and lines[0].endswith(" t€")
+  assert lines[1].startswith("Predicted price for 85 m², 12 years: ")
+
+
+def test_adamw_with_a_warmup_cosine_schedule_from_the_command_line(tmp_path, capsys):
+  workdir = tmp_path / "run"
+  assert cli.main(["train", "--config", HOUSE, "--workdir", str(workdir), "--config.num_epochs=20",
+                   "--config.progress=False", "--config.optimizer.name=adamw",
+                   "--config.optimizer.kwargs.weight_decay=0.01",
+                   "--config.schedule.name=warmup_cosine_decay_schedule",
+                   "--config.schedule.kwargs={'init_value': 0.0, 'peak_value': 1.0, 'warmup_steps': 5}"]) == 0
+  config = __import__("json").loads((workdir / "config.json").read_text())
+  assert config["optimizer"] == {"name": "adamw", "learning_rate": 0.01, "kwargs": {"weight_decay": 0.01}}
+  assert config["schedule"]["name"] == "warmup_cosine_decay_schedule"
 
 
 def test_predict_without_a_run_is_one_line(tmp_path, capsys):

@@ -3,28 +3,35 @@
 import os
 import pathlib
 
+import jax
 import pytest
 
 from nn_jax import config as config_lib
 
+# The tests compare against float64 references (NumPy, finite differences): float32 matmuls and
+# convolutions at full precision, also on GPUs, whose default for float32 is TF32.
+jax.config.update("jax_default_matmul_precision", "highest")
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"
-SHARED_TFDS = SHARED_DATA / "tfds"
+# The prepared MNIST: beside the project, or carried in its git-ignored data/ folder (accelerator nodes).
+SHARED_TFDS = next((d for d in (SHARED_DATA / "tfds", ROOT / "data" / "tfds")
+                    if (d / "mnist" / "3.0.1" / "dataset_info.json").is_file()), SHARED_DATA / "tfds")
 SHARED_GZ = SHARED_DATA / "mnist-gz"
 
 needs_shared_tfds = pytest.mark.skipif(not (SHARED_TFDS / "mnist" / "3.0.1" / "dataset_info.json").is_file(),
-                                       reason="the prepared MNIST copy in ../shared/data/tfds is absent")
+                                       reason="no prepared MNIST copy in ../shared/data/tfds or data/tfds")
 needs_shared_gz = pytest.mark.skipif(not (SHARED_GZ / "train-images-idx3-ubyte.gz").is_file(),
                                      reason="the official MNIST .gz files in ../shared/data/mnist-gz are absent")
 
 
-def experiment(name: str, *overrides: str):
-  """Loads experiments/NAME.py with `key=value` overrides, as the CLI does."""
-  config = config_lib.load_config(str(ROOT / "experiments" / f"{name}.py"))
-  for override in overrides:
-    config_lib.apply_override(config, override)
-  config_lib.validate(config)
-  return config
+def experiment(name: str, *overrides: str, **values):
+  """Loads experiments/NAME[:variant].py with `--config.`-style `key=value` strings (parsed as the
+  CLI parses them) and keyword values (dots written as __), validated."""
+  path, _, variant = name.partition(":")
+  spec = str(ROOT / "experiments" / f"{path}.py") + (f":{variant}" if variant else "")
+  return config_lib.load(spec, {k.replace("__", "."): v for k, v in values.items()},
+                         [f"--config.{o}" for o in overrides])
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """Runs the nn_jax CLI with a fault injected, for tests/fault_tolerance_test.py.
 
-  python tests/fault_injection.py kill_after_save N -- train ...   SIGKILL right after the Nth checkpoint save
+  python tests/fault_injection.py kill_after_save N -- train ...   SIGKILL right after the Nth checkpoint is on disk
   python tests/fault_injection.py kill_inside_save N -- train ...  SIGKILL inside the Nth checkpoint write,
                                                                    after its files are written, before orbax
                                                                    renames its temporary folder into place
@@ -24,6 +24,7 @@ def inject(mode: str, nth: int) -> None:
 
     def save(self, *args, **kwargs):
       original(self, *args, **kwargs)
+      self.wait()  # an asynchronous save: its write complete
       calls["count"] += 1
       if calls["count"] == nth:
         _kill_self(f"FAULT: killed after checkpoint save {nth}")

@@ -18,9 +18,11 @@ import pytest
 from conftest import ROOT
 from nn_jax import train
 
+pytestmark = pytest.mark.slow  # subprocesses of the real CLI: the full tier (make test)
+
 FNN = str(ROOT / "experiments" / "fnn_binary.py")
 RUN = ["--config.num_epochs=3", "--config.checkpoint_every_steps=5", "--config.checkpoint_every_epochs=1",
-       "--config.log_every_epochs=1",
+       "--config.log_every_epochs=1", "--config.checkpoint_min_interval_seconds=0",
        "--config.keep_checkpoints=20", "--config.progress=False"]
 INJECT = [sys.executable, str(ROOT / "tests" / "fault_injection.py")]
 
@@ -104,8 +106,12 @@ def test_sigkill_at_an_arbitrary_moment_then_resume_is_bit_identical(tmp_path, u
       break
   process.wait(timeout=60)
   process.stdout.close()
+  assert process.returncode == -signal.SIGKILL
+  killed = status_of(tmp_path)
+  assert killed["status"] == "running" and killed["steps_done"] < 42  # the kill cut the run short
   resumed = cli(tmp_path)
   assert resumed.returncode == 0, resumed.stderr
+  assert "Resuming from checkpoint" in resumed.stdout
   assert_identical_runs(uninterrupted, tmp_path)
 
 
@@ -131,7 +137,7 @@ def test_sigterm_saves_exits_0_and_resumes_exactly(tmp_path, uninterrupted):
 
 
 def test_divergence_stops_names_the_step_and_keeps_the_last_good_checkpoint(tmp_path):
-  result = cli(tmp_path, "--config.optimizer.learning_rate=1e9")
+  result = cli(tmp_path, "--config.optimizer.learning_rate=1e9", "--config.checkpoint_every_steps=1")
   assert result.returncode == 1
   error = result.stderr.strip().splitlines()[-1]
   assert "training diverged at step" in error and "learning_rate" in error
@@ -139,9 +145,9 @@ def test_divergence_stops_names_the_step_and_keeps_the_last_good_checkpoint(tmp_
   assert status["status"] == "diverged" and "diverged at step" in status["message"]
   diverged_step = int(error.split("diverged at step ")[1].split(":")[0])
   saved = sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit())
-  assert all(step < diverged_step for step in saved)
-  if saved:  # the latest checkpoint holds finite parameters
-    assert all(np.all(np.isfinite(v)) for _, v in _leaves(params_of(tmp_path)))
+  assert saved and all(step < diverged_step for step in saved)  # a checkpoint every step, none past the guard
+  assert f"last good checkpoint is step {saved[-1]}" in error
+  assert all(np.all(np.isfinite(v)) for _, v in _leaves(params_of(tmp_path)))
 
 
 def test_a_changed_config_is_refused_unless_allowed(tmp_path, uninterrupted):

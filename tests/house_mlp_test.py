@@ -101,7 +101,7 @@ def test_2000_epochs_match_the_numpy_update_rule(tmp_path, quiet_progress):
   expected = numpy_reference.train_article_mlp(initial, x, y, lr=0.01, epochs=2000)
 
   train.train_and_evaluate(config, tmp_path)
-  _, _, trained = train.restore_for_inference(tmp_path)
+  trained = train.restore_for_inference(tmp_path)[2]["params"]
   for layer in expected:
     for name in expected[layer]:
       np.testing.assert_allclose(trained[layer][name], expected[layer][name], atol=1e-5, rtol=0)

@@ -61,6 +61,7 @@ def serve(directory):
     server.server_close()
 
 
+@pytest.mark.slow
 @needs_shared_gz
 def test_download_prepare_and_read_without_tensorflow(tmp_path):
   data_dir = tmp_path / "tfds"

@@ -1,6 +1,4 @@
-"""The models' shapes and parameter counts are the article's."""
-
-import itertools
+"""The models' shapes and parameter counts are the article's, and they keep the model contract."""
 
 import jax
 import jax.numpy as jnp
@@ -37,6 +35,7 @@ def test_house_mlp_is_2_4_1():
   np.testing.assert_allclose(out, hidden @ params["output"]["kernel"] + params["output"]["bias"], rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_cnn_implementations_share_params_and_agree():
   x = jax.random.uniform(jax.random.key(1), (200, 28, 28, 1))  # batch 200: the training pass slices it
   plain, fused = models.CNN(conv_impl="xla"), models.CNN(conv_impl="fused")
@@ -63,8 +62,12 @@ def _plain_conv_pool_relu(x, kernel, bias):
   return nn.max_pool(nn.relu(y + bias), (2, 2), strides=(2, 2))
 
 
-@pytest.mark.parametrize("channels", [1, 3, 32])  # 4x4-neighbourhood form up to 4 channels, patches above
-@pytest.mark.parametrize("height,width", [(28, 28), (13, 13), (11, 12)])  # odd edges are dropped, as VALID pooling does
+# 4x4-neighbourhood form up to 4 channels, patches above; odd edges are dropped, as VALID pooling does.
+CONV_POOL_CASES = [(c, h, w) for c in (1, 3, 32) for h, w in ((28, 28), (13, 13), (11, 12))]
+
+
+@pytest.mark.parametrize("channels,height,width", [
+    case if case == (32, 13, 13) else pytest.param(*case, marks=pytest.mark.slow) for case in CONV_POOL_CASES])
 def test_conv_pool_relu_equals_conv_relu_max_pool(channels, height, width):
   from nn_jax.models.conv_pool import conv_pool_relu
   keys = jax.random.split(jax.random.key(channels * height * width), 4)
@@ -83,39 +86,70 @@ def test_conv_pool_relu_equals_conv_relu_max_pool(channels, height, width):
     np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-4, err_msg=name)
 
 
-def test_training_slices_cover_the_batch():
-  from nn_jax.models.conv_pool import training_slices
-  assert training_slices(200) == [slice(25 * i, 25 * (i + 1)) for i in range(8)]
-  assert training_slices(7) == [slice(0, 7)]
-  for batch in (1, 24, 50, 199, 1000):
-    parts = training_slices(batch)
-    assert parts[0].start == 0 and parts[-1].stop == batch and all(a.stop == b.start for a, b in itertools.pairwise(parts))
+def test_conv_pool_refuses_shapes_its_gradient_does_not_compute():
+  from nn_jax.models.conv_pool import conv_pool_relu, supports
+  x = jnp.zeros((2, 12, 12, 3))
+  assert supports(x.shape, (3, 3, 3, 8)) and not supports(x.shape, (5, 5, 3, 8))
+  assert not supports((2, 3, 3, 3), (3, 3, 3, 8))  # no pooled output
+  with pytest.raises(ValueError, match="3x3 kernel"):
+    conv_pool_relu(x, jnp.zeros((5, 5, 3, 8)), jnp.zeros(8))
+  with pytest.raises(ValueError, match="3x3 kernel"):
+    jax.grad(lambda k: conv_pool_relu(x, k, jnp.zeros(8)).sum())(jnp.zeros((5, 5, 3, 8)))
 
 
-def test_auto_picks_fused_on_cpu_and_xla_elsewhere(monkeypatch):
+def test_auto_picks_fused_on_cpu_and_xla_elsewhere():
   from nn_jax.models import cnn
-  assert cnn.resolve_conv_impl("auto") == "fused"  # these tests run on CPU
-  monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
-  assert cnn.resolve_conv_impl("auto") == "xla"
-  assert cnn.resolve_conv_impl("fused") == "fused"
+  assert cnn.resolve_conv_impl("auto", backend="cpu") == "fused"
+  assert cnn.resolve_conv_impl("auto", backend="gpu") == "xla"
+  assert cnn.resolve_conv_impl("fused", backend="gpu") == "fused"
+  assert cnn.resolve_conv_impl("fused", batch_norm=True, backend="cpu") == "xla"
 
 
+@pytest.mark.slow
+def test_bn_dropout_cnn_is_keras_mnist_example():
+  model = models.build(experiment("cnn_mnist:bn_dropout").model)
+  variables = model.init(jax.random.key(0), jnp.zeros((1, 28, 28, 1)))
+  assert set(variables) == {"params", "batch_stats"}
+  assert "bias" not in variables["params"]["conv_0"]  # BatchNorm's offset replaces it
+  assert variables["batch_stats"]["batch_norm_1"]["mean"].shape == (64,)
+  assert model.rng_streams == ("dropout",)
+  x = jax.random.uniform(jax.random.key(1), (16, 28, 28, 1))
+  rngs = {"dropout": jax.random.key(2)}
+  trained, updates = model.apply(variables, x, train=True, rngs=rngs, mutable=["batch_stats"])
+  inferred = model.apply(variables, x)  # train=False: running averages, no dropout, no RNG needed
+  assert not np.allclose(trained, inferred)
+  assert not np.allclose(updates["batch_stats"]["batch_norm_0"]["mean"], 0)
+
+
+@pytest.mark.parametrize("name", ["house_mlp", "cnn_mnist", pytest.param("fnn_binary", marks=pytest.mark.slow),
+                                  pytest.param("recurrent_series:lstm", marks=pytest.mark.slow)])
+def test_every_model_takes_the_train_flag_and_names_its_rng_streams(name):
+  config = experiment(name)
+  model = models.build(config.model)
+  assert isinstance(type(model).rng_streams, tuple)
+  shape = {"house_mlp": (2, 2), "fnn_binary": (2, 10), "cnn_mnist": (2, 28, 28, 1), "recurrent_series:lstm": (2, 10, 1)}
+  x = jnp.ones(shape[name])
+  variables = model.init(jax.random.key(0), x)
+  np.testing.assert_array_equal(model.apply(variables, x, train=True, rngs={"dropout": jax.random.key(1)}),
+                                model.apply(variables, x, train=False))  # no dropout or BatchNorm here
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("name,variant,shape", [("cnn_mnist", "", (4, 28, 28, 1)),
+                                                ("cnn_mnist", ":bn_dropout", (4, 28, 28, 1)),
                                                 ("recurrent_series", ":simple", (4, 10, 1)),
                                                 ("recurrent_series", ":lstm", (4, 10, 1)),
                                                 ("recurrent_series", ":gru", (4, 10, 1)),
                                                 ("fnn_binary", "", (4, 10))])
 def test_bfloat16_computes_in_bf16_with_float32_params(name, variant, shape):
-  from conftest import ROOT
-  from nn_jax import config as config_lib
-  config = config_lib.load_config(str(ROOT / "experiments" / f"{name}.py") + variant)
+  config = experiment(name + variant)
   x = jax.random.normal(jax.random.key(0), shape)
   fp32, bf16 = models.build(config.model), models.build(config.model, "bfloat16")
-  params = fp32.init(jax.random.key(1), x)["params"]
+  variables = fp32.init(jax.random.key(1), x)
   assert all(a.dtype == jnp.float32 for a in jax.tree_util.tree_leaves(bf16.init(jax.random.key(1), x)))
-  out32, out16 = fp32.apply({"params": params}, x), bf16.apply({"params": params}, x)
+  out32, out16 = fp32.apply(variables, x), bf16.apply(variables, x)
   assert out16.dtype == jnp.float32  # the loss sees float32
   assert not np.array_equal(out32, out16)  # but it was computed in bf16 ...
   np.testing.assert_allclose(out16, out32, atol=0.1, rtol=0.1)  # ... to bf16's precision
   # bf16 appears in the computation itself.
-  assert "bf16" in jax.jit(lambda p, x: bf16.apply({"params": p}, x)).lower(params, x).as_text()
+  assert "bf16" in jax.jit(bf16.apply).lower(variables, x).as_text()

@@ -8,9 +8,12 @@ import sys
 
 import jax
 import numpy as np
+import pytest
 
 from conftest import ROOT
 from nn_jax import train
+
+pytestmark = pytest.mark.slow  # subprocesses of the real CLI: the full tier (make test)
 
 CNN = str(ROOT / "experiments" / "cnn_mnist.py")
 MOCK_CLI = [sys.executable, str(ROOT / "tests" / "mock_mnist_cli.py")]

@@ -1,4 +1,4 @@
-"""Sweeps: vectorized seeds equal seeds run one by one, restarts finish only what is missing, reports."""
+"""Sweeps: a grid of ordinary runs, seeds vectorized; restarts finish only what is missing."""
 
 import csv
 import json
@@ -6,49 +6,10 @@ import signal
 import subprocess
 import sys
 
-import jax
-import numpy as np
 import pytest
 
-from conftest import ROOT, experiment
-from nn_jax import cli, report, sweep, train, vectorized
-
-
-def _params(workdir):
-  return jax.tree_util.tree_leaves(train.restore_for_inference(workdir)[2])
-
-
-def _rows(workdir):
-  return [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
-
-
-@pytest.mark.parametrize("name,overrides", [
-    ("house_mlp", ("num_epochs=300", "checkpoint_every_epochs=300")),  # full batch: one scan, vmapped
-    ("recurrent_series", ("dataset.name=noisy_sine", "num_epochs=3", "model.units=8", "log_every_epochs=1")),
-])
-def test_vectorized_seeds_equal_seeds_run_one_by_one(tmp_path, quiet_progress, name, overrides):
-  seeds = (0, 1, 2)
-  configs = [experiment(name, *overrides, f"seed={s}") for s in seeds]
-  vectorized.train_seeds(configs, [tmp_path / "vmapped" / str(s) for s in seeds])
-  for seed, config in zip(seeds, configs):
-    train.train_and_evaluate(config, tmp_path / "alone" / str(seed))
-  for seed in seeds:
-    alone, vmapped = tmp_path / "alone" / str(seed), tmp_path / "vmapped" / str(seed)
-    for a, b in zip(_params(alone), _params(vmapped)):
-      np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-5)
-    rows_a, rows_b = _rows(alone), _rows(vmapped)
-    assert [(r["epoch"], r["split"]) for r in rows_a] == [(r["epoch"], r["split"]) for r in rows_b]
-    for ra, rb in zip(rows_a, rows_b):
-      np.testing.assert_allclose(ra["loss"], rb["loss"], rtol=2e-4, atol=1e-6)
-    assert json.loads((vmapped / "status.json").read_text())["status"] == "done"
-  # The seeds really differ: vectorizing did not train one seed three times.
-  assert not np.allclose(_params(tmp_path / "vmapped" / "0")[0], _params(tmp_path / "vmapped" / "1")[0])
-
-
-def test_configs_that_differ_beyond_the_seed_are_not_vectorized():
-  configs = [experiment("house_mlp", "seed=0"), experiment("house_mlp", "seed=1", "optimizer.learning_rate=0.1")]
-  with pytest.raises(vectorized.CannotVectorize, match="differ in more than the seed"):
-    vectorized.check_vectorizable(configs)
+from conftest import ROOT
+from nn_jax import cli, report, sweep
 
 
 SWEEP = '''
@@ -60,6 +21,7 @@ def get_sweep():
 '''
 
 
+@pytest.mark.slow
 def test_killed_sweep_restarted_finishes_only_the_missing_runs(tmp_path):
   sweep_file = tmp_path / "tiny.py"
   sweep_file.write_text(SWEEP)
@@ -102,3 +64,23 @@ def test_bad_sweep_is_refused_before_any_training(tmp_path, capsys):
 
 def test_point_names_are_folder_names():
   assert sweep.point_name({"model.cell": "gru", "model.units": 50}) == "cell-gru_units-50"
+
+
+def test_points_expand_to_validated_configs_per_seed(tmp_path):
+  sweep_file = tmp_path / "tiny.py"
+  sweep_file.write_text(SWEEP)
+  expanded = sweep.expand(sweep.load_sweep(str(sweep_file)))
+  assert [point for point, _ in expanded] == [{"model.hidden_units": h} for h in [(2,), (4,), (8,)]]
+  configs = expanded[1][1]
+  assert [c.seed for c in configs] == [0, 1] and configs[0].model.hidden_units == (4,)
+  assert configs[0].num_epochs == 200 and configs[0].progress is False
+
+
+@pytest.mark.slow
+def test_a_sweep_trains_each_points_seeds_as_one_program(tmp_path, quiet_progress):
+  sweep_file = tmp_path / "tiny.py"
+  sweep_file.write_text(SWEEP.replace("[(2,), (4,), (8,)]", "[(2,)]"))
+  assert sweep.run_sweep(str(sweep_file), tmp_path / "s")
+  for seed in (0, 1):
+    summary = json.loads((tmp_path / "s" / "hidden_units-(2,)" / f"seed_{seed}" / "summary.json").read_text())
+    assert summary["vectorized_seeds"] == 2

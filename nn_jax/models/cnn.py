@@ -2,35 +2,35 @@
 
 `conv_impl="xla"` is the plain formulation: nn.Conv, relu, nn.max_pool.
 `conv_impl="fused"` computes the same function with `conv_pool.conv_pool_relu`,
-whose training pass is written for XLA:CPU (see that module and nn_jax/bench.py).
+whose training pass is written for XLA:CPU (see that module and docs/performance.md).
 Both create the same parameter tree with the same initial values, so
 checkpoints are interchangeable. `auto` picks `fused` on CPU and XLA's own ops
-elsewhere (GPU/TPU convolutions and their gradients are fast as they are).
-The fused path also asks the trainer to accumulate each batch's gradient over
-microbatches (`training_microbatch_size`); the gradient stays the batch's.
+elsewhere (GPU/TPU convolutions and their gradients are fast as they are);
+nn_jax/auto.py resolves it once per run and the run's summary records it.
+
+`batch_norm` and the two dropout rates give the Keras MNIST example's
+regularized variant (experiments/cnn_mnist.py:bn_dropout): BatchNorm between
+each convolution and its relu, dropout after the second pool and after Dense 128.
+BatchNorm sits inside the conv + pool block, so that variant always uses XLA's ops.
 """
+
+from typing import ClassVar
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from nn_jax.models.conv_pool import conv_pool_relu
+from nn_jax.models import conv_pool
 
 CONV_IMPLS = ("auto", "xla", "fused")
-# The trainer accumulates the fused path's gradient over microbatches of about this many examples
-# (config.microbatch_size 0): one microbatch's activations stay in cache, where the whole batch of
-# 200 would not. Training step at batch 200 on the 2-core CPU (a clean clone's `make bench`, then
-# twice `python -m nn_jax.bench --only cnn_train cnn_train_microbatch_100 cnn_train_microbatch_25`):
-# the whole batch 39 ms; microbatches of 100, 50 and 25: 24-26, 26-30 and 26-27 ms, within this
-# machine's noise of each other; 50 compiles faster and uses less memory than 100. XLA's own ops
-# gain nothing from microbatches (make bench: 141 ms whole, 540 ms in microbatches of 50), so `xla`
-# trains on the whole batch.
-FUSED_TRAINING_MICROBATCH = 50
 
 
-def resolve_conv_impl(impl: str) -> str:
+def resolve_conv_impl(impl: str, batch_norm: bool = False, backend: str | None = None) -> str:
+  """What `impl` computes with on `backend` (default: JAX's): `fused` only where it applies."""
+  if batch_norm:
+    return "xla"
   if impl == "auto":
-    return "fused" if jax.default_backend() == "cpu" else "xla"
+    return "fused" if (backend or jax.default_backend()) == "cpu" else "xla"
   return impl
 
 
@@ -45,7 +45,7 @@ class ConvPoolRelu(nn.Module):
   def __call__(self, x):
     kernel = self.param("kernel", self.kernel_init, (3, 3, x.shape[-1], self.features))
     bias = self.param("bias", self.bias_init, (self.features,))
-    return conv_pool_relu(*(a.astype(self.dtype) for a in (x, kernel, bias)))
+    return conv_pool.conv_pool_relu(*(a.astype(self.dtype) for a in (x, kernel, bias)))
 
 
 class CNN(nn.Module):
@@ -57,20 +57,26 @@ class CNN(nn.Module):
   """
   num_classes: int = 10
   conv_impl: str = "auto"
+  batch_norm: bool = False  # BatchNorm after each convolution (Keras' momentum 0.99, epsilon 1e-3)
+  conv_dropout: float = 0.0  # dropout rate after the second pool
+  dense_dropout: float = 0.0  # dropout rate after Dense 128
   dtype: jnp.dtype = jnp.float32  # computation; parameters stay float32
-
-  def training_microbatch_size(self) -> int:
-    """The trainer's microbatch when config.microbatch_size is 0; 0: the whole batch."""
-    return FUSED_TRAINING_MICROBATCH if resolve_conv_impl(self.conv_impl) == "fused" else 0
+  rng_streams: ClassVar[tuple[str, ...]] = ("dropout",)
 
   @nn.compact
-  def __call__(self, x):
-    plain = resolve_conv_impl(self.conv_impl) == "xla"
+  def __call__(self, x, train: bool = False):
+    impl = resolve_conv_impl(self.conv_impl, self.batch_norm)
     for i, features in enumerate((32, 64)):
-      if plain:
-        x = nn.Conv(features, (3, 3), padding="VALID", dtype=self.dtype, name=f"conv_{i}")(x)
-        x = nn.max_pool(nn.relu(x), (2, 2), strides=(2, 2))
-      else:
+      if impl == "fused" and conv_pool.supports(x.shape, (3, 3, x.shape[-1], features)):
         x = ConvPoolRelu(features, dtype=self.dtype, name=f"conv_{i}")(x)
+        continue
+      x = nn.Conv(features, (3, 3), padding="VALID", use_bias=not self.batch_norm, dtype=self.dtype,
+                  name=f"conv_{i}")(x)
+      if self.batch_norm:
+        x = nn.BatchNorm(use_running_average=not train, momentum=0.99, epsilon=1e-3, dtype=self.dtype,
+                         name=f"batch_norm_{i}")(x)
+      x = nn.max_pool(nn.relu(x), (2, 2), strides=(2, 2))
+    x = nn.Dropout(self.conv_dropout, deterministic=not train)(x)
     x = nn.relu(nn.Dense(128, dtype=self.dtype, name="dense_0")(x.reshape((x.shape[0], -1))))
+    x = nn.Dropout(self.dense_dropout, deterministic=not train)(x)
     return nn.Dense(self.num_classes, dtype=self.dtype, name="logits")(x).astype(jnp.float32)

@@ -59,10 +59,28 @@ def _xla_conv_pool_relu(x, kernel, bias):
   return jnp.maximum(pooled + bias, 0)
 
 
+def supports(input_shape, kernel_shape) -> bool:
+  """Whether the op computes this block: NHWC input with at least one pooled output, a 3x3 HWIO
+  kernel over all its channels. Other shapes must use XLA's ops (models/cnn.py does)."""
+  return (len(input_shape) == 4 and len(kernel_shape) == 4 and tuple(kernel_shape[:2]) == (3, 3)
+          and kernel_shape[2] == input_shape[-1] and min(input_shape[1:3]) >= 4)
+
+
 @jax.custom_vjp
 def conv_pool_relu(x, kernel, bias):
-  """(B, H, W, C) x (3, 3, C, F) x (F,) -> (B, floor((H-2)/2), floor((W-2)/2), F)."""
+  """(B, H, W, C) x (3, 3, C, F) x (F,) -> (B, floor((H-2)/2), floor((W-2)/2), F).
+
+  Stride-1 VALID 3x3 convolution, then a 2x2/2 VALID max-pool: the only block its hand-written
+  gradient computes; any other shape is refused rather than given a wrong gradient.
+  """
+  _check(x, kernel)
   return _xla_conv_pool_relu(x, kernel, bias)
+
+
+def _check(x, kernel) -> None:
+  if not supports(x.shape, kernel.shape):
+    raise ValueError(f"conv_pool_relu computes a 3x3 kernel over all input channels and a 2x2 pool; "
+                     f"got input {x.shape}, kernel {kernel.shape}")
 
 
 # --- 3x3 patches (deep layers) ------------------------------------------------------------------
@@ -193,6 +211,7 @@ def training_slices(batch: int) -> list[slice]:
 
 
 def _fwd(x, kernel, bias):
+  _check(x, kernel)
   fwd = _neighbourhood_fwd if _uses_neighbourhoods(x.shape[-1]) else _patches_fwd
   outs, residuals = zip(*[fwd(x[part], kernel, bias) for part in training_slices(x.shape[0])])
   return jnp.concatenate(outs), residuals

@@ -1,6 +1,6 @@
 """Multi-layer perceptrons: the article's house-price net and the feed-forward classifier."""
 
-from typing import Sequence
+from typing import ClassVar, Sequence
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -26,9 +26,10 @@ class MLP(nn.Module):
   activation: str = "relu"
   initializer: str = "lecun"
   dtype: jnp.dtype = jnp.float32  # computation; parameters stay float32
+  rng_streams: ClassVar[tuple[str, ...]] = ()
 
   @nn.compact
-  def __call__(self, x):
+  def __call__(self, x, train: bool = False):
     kernel_init, bias_init = INITIALIZERS[self.initializer]
     dense = lambda units, name: nn.Dense(units, kernel_init=kernel_init, bias_init=bias_init, dtype=self.dtype,
                                          name=name)

@@ -1,6 +1,7 @@
 """Recurrent sequence regressors: a plain RNN, LSTM or GRU cell scanned over time, then a Dense head."""
 
 import functools
+from typing import ClassVar
 
 import flax.linen as nn
 import jax
@@ -42,16 +43,15 @@ class LSTMCell(nn.LSTMCell):
 CELLS = {"simple": nn.SimpleCell, "lstm": LSTMCell, "gru": nn.GRUCell}
 
 
-# How the cell is looped over time; all give the same numbers with the same parameters:
-#   scan       nn.RNN: the cell in one compiled loop
-#   nn_scan    nn.scan lifting the cell class directly (what nn.RNN builds on)
-#   unrolled   nn.RNN with the loop fully unrolled
-#   fused      LSTM only: four gates in one matmul, the input projection hoisted out of the loop
-#   optimized  LSTM only: Flax's OptimizedLSTMCell (fused gate matmuls) on the same parameters
-#   auto       the fastest measured on the 2-core CPU (README "Performance"): optimized for the
-#              LSTM; scan for the plain RNN and the GRU, where no way was consistently faster
-RECURRENCES = ("auto", "scan", "nn_scan", "unrolled", "fused", "optimized")
-LSTM_ONLY_RECURRENCES = ("fused", "optimized")
+# How the cell is looped over time; both give the same numbers with the same parameters:
+#   scan       nn.RNN: the cell in one compiled loop (any cell)
+#   optimized  LSTM only: Flax's OptimizedLSTMCell's computation (four gates' input and hidden
+#              projections as one matmul each) on LSTMCell's parameters
+#   auto       the fastest measured on the 2-core CPU (docs/performance.md): optimized for the
+#              LSTM; scan for the plain RNN and the GRU, where no other way was consistently faster
+# nn_jax/bench_recurrences.py adds the ways that lost those measurements, for the benchmark.
+RECURRENCES = ("auto", "scan", "optimized")
+LSTM_ONLY_RECURRENCES = ("optimized",)
 
 
 def resolve_recurrence(recurrence: str, cell: str) -> str:
@@ -68,28 +68,27 @@ class SequenceRegressor(nn.Module):
   outputs: int = 1
   recurrence: str = "auto"  # one of RECURRENCES
   dtype: jnp.dtype = jnp.float32  # computation; parameters stay float32
+  rng_streams: ClassVar[tuple[str, ...]] = ()
 
   @nn.compact
-  def __call__(self, window):
-    cell_kwargs = {"features": self.units, "activation_fn": ACTIVATIONS[self.activation], "dtype": self.dtype}
+  def __call__(self, window, train: bool = False):
     head = nn.Dense(self.outputs, dtype=self.dtype, name="head")
+    last_hidden = self._recur(resolve_recurrence(self.recurrence, self.cell), window)
+    return head(last_hidden).astype(jnp.float32)
+
+  def _cell_kwargs(self) -> dict:
+    return {"features": self.units, "activation_fn": ACTIVATIONS[self.activation], "dtype": self.dtype}
+
+  def _recur(self, recurrence: str, window):
+    """The last hidden state after the cell has read `window`, looped the `recurrence` way."""
     carry = self._initial_carry(window)
-    recurrence = resolve_recurrence(self.recurrence, self.cell)
-    if recurrence == "nn_scan":
-      scanned = nn.scan(CELLS[self.cell], variable_broadcast="params", split_rngs={"params": False},
-                        in_axes=1, out_axes=1)
-      _, hidden_per_step = scanned(**cell_kwargs, name="cell")(carry, window)
-      return head(hidden_per_step[:, -1]).astype(jnp.float32)
-    cell = CELLS[self.cell](**cell_kwargs, name="cell")
-    if recurrence in LSTM_ONLY_RECURRENCES:
-      if self.is_initializing():  # create the cell's parameters, exactly as the other recurrences do
+    cell = CELLS[self.cell](**self._cell_kwargs(), name="cell")
+    if recurrence == "optimized":
+      if self.is_initializing():  # create the cell's parameters, exactly as scan does
         cell(carry, window[:, 0])
-      loop = self._fused_lstm if recurrence == "fused" else self._optimized_lstm
-      return head(loop(cell.variables["params"], carry, window)).astype(jnp.float32)
-    unroll = window.shape[1] if recurrence == "unrolled" else 1
+      return self._optimized_lstm(cell.variables["params"], carry, window)
     # nn.RNN scans the cell over the time axis (axis 1): one compiled loop, not a Python one.
-    hidden_per_step = nn.RNN(cell, unroll=unroll, name="rnn")(window, initial_carry=carry)
-    return head(hidden_per_step[:, -1]).astype(jnp.float32)
+    return nn.RNN(cell, name="rnn")(window, initial_carry=carry)[:, -1]
 
   def _initial_carry(self, window):
     """Zeros, as the cells' initialize_carry gives: the LSTM's (c, h) and the GRU's h in float32;
@@ -105,15 +104,6 @@ class SequenceRegressor(nn.Module):
     step = lambda carry, inputs: (self._lstm_step(carry, inputs.astype(self.dtype) @ input_kernel + bias,
                                                   hidden_kernel), None)
     (_, last_hidden), _ = jax.lax.scan(step, carry, window.swapaxes(0, 1))
-    return last_hidden
-
-  def _fused_lstm(self, params, carry, window):
-    """The LSTM with its cell's own parameters, its four gates as one matmul per step and the
-    input projection of every step hoisted out of the loop into one matmul."""
-    input_kernel, hidden_kernel, bias = self._gate_matrices(params)
-    projected = jnp.einsum("btf,fg->tbg", window.astype(self.dtype), input_kernel) + bias
-    step = lambda carry, projected_step: (self._lstm_step(carry, projected_step, hidden_kernel), None)
-    (_, last_hidden), _ = jax.lax.scan(step, carry, projected)
     return last_hidden
 
   def _gate_matrices(self, params):

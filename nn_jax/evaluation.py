@@ -1,0 +1,78 @@
+"""Evaluation and prediction: one compiled call per split, in inference mode.
+
+A split is padded to whole batches of one fixed size (a multiple of the device
+count) and the model runs over them in one program (`lax.map`), so a split
+costs one dispatch; the padding is sliced off, so every example counts exactly
+once. The padded splits are uploaded once when the data lives on the device,
+else sent with each call; the program and so the numbers are the same.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from nn_jax import parallel, step, tasks
+from nn_jax.data.dataset import Dataset
+
+
+def pad_to_batches(inputs: np.ndarray, batch_size: int) -> np.ndarray:
+  """(N, ...) -> (ceil(N / B), B, ...), zero-padded at the end."""
+  count = -(-len(inputs) // batch_size)
+  padded = np.zeros((count * batch_size, *inputs.shape[1:]), inputs.dtype)
+  padded[:len(inputs)] = inputs
+  return padded.reshape(count, batch_size, *inputs.shape[1:])
+
+
+class Evaluator:
+  """Metrics of every evaluated split, and predictions for raw inputs, for given model variables."""
+
+  def __init__(self, model, task: tasks.Task, dataset: Dataset, mesh, batch_size: int, on_device: bool):
+    self.task, self.dataset, self.mesh = task, dataset, mesh
+    self.batch_size = batch_size
+    self.devices = mesh.devices.size
+    self.on_device = on_device
+    predict = step.make_predict(model)
+    batches_sharding = parallel.split_along_data(mesh, 1)
+    self._program = jax.jit(lambda variables, batches: jax.lax.map(lambda x: predict(variables, x), batches),
+                            in_shardings=(parallel.replicated(mesh), batches_sharding),
+                            out_shardings=parallel.replicated(mesh))
+    self._splits = {}
+    for name, (inputs, targets) in dataset.splits.items():
+      batches = self._batches(inputs)
+      self._splits[name] = (self._place(batches) if on_device else batches, len(inputs), targets)
+
+  def _batches(self, inputs: np.ndarray) -> np.ndarray:
+    size = parallel.round_up(min(self.batch_size, len(inputs)), self.devices)
+    return pad_to_batches(inputs, size)
+
+  def _place(self, batches: np.ndarray):
+    return parallel.global_batch(self.mesh, batches, batch_axis=1)
+
+  def outputs(self, variables, batches, count: int) -> np.ndarray:
+    placed = batches if isinstance(batches, jax.Array) else self._place(batches)
+    outputs = np.asarray(jax.device_get(self._program(variables, placed)))
+    return outputs.reshape(-1, *outputs.shape[2:])[:count]
+
+  def evaluate(self, variables, names) -> dict:
+    """{split name: its metrics}."""
+    results = {}
+    for name in names:
+      batches, count, targets = self._splits[name]
+      outputs = self.outputs(variables, batches, count)
+      metrics = {k: float(v) for k, v in self.task.metrics(jnp.asarray(outputs), jnp.asarray(targets)).items()}
+      metrics.update(self.task.split_metrics(outputs, targets, self.dataset.target_scale))
+      results[name] = metrics
+    return results
+
+  def predict(self, variables, raw_inputs) -> list[dict]:
+    """Predicts raw inputs (in the user's units), prints each and returns them as records."""
+    if len(raw_inputs) == 0:
+      return []
+    raw = np.asarray(raw_inputs, np.float64)
+    encoded = self.dataset.encode_inputs(raw)
+    values = self.dataset.decode_outputs(self.outputs(variables, self._batches(encoded), len(raw)))
+    results = []
+    for inputs, value in zip(raw, values.reshape(len(raw), -1)):
+      print(self.dataset.describe_prediction(inputs, float(value[0])))
+      results.append({"input": inputs.tolist(), "prediction": float(value[0])})
+    return results

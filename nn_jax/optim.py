@@ -1,0 +1,89 @@
+"""Optimizers and learning-rate schedules by name, straight from optax (as big_vision's configs name them).
+
+  config.optimizer.name / .learning_rate / .kwargs   optax.<name>(learning_rate, **kwargs), e.g. adamw
+  config.schedule.name / .kwargs                     optax.<name>(**kwargs), e.g. warmup_cosine_decay_schedule
+
+The schedule multiplies the learning rate: step t trains at `learning_rate * schedule(t)`, so a
+schedule's values are relative (warmup_cosine_decay_schedule with init_value 0, peak_value 1).
+A schedule parameter `decay_steps` or `transition_steps` left out is the run's number of steps.
+"""
+
+import difflib
+import inspect
+
+import ml_collections
+import optax
+
+from nn_jax.errors import UserError
+
+_STEP_COUNTS = ("decay_steps", "transition_steps")
+
+
+def _optax_function(name: str, kind: str, names: list[str]):
+  if name not in names:
+    close = [n for n in names if name and name in n][:3] or difflib.get_close_matches(name, names, n=3, cutoff=0.5)
+    hint = f"did you mean {' or '.join(close)}?" if close else f"optax offers: {', '.join(names)}"
+    raise UserError(f"config.{kind}.name {name!r} is not an optax {kind}; {hint}")
+  return getattr(optax, name)
+
+
+def optimizer_names() -> list[str]:
+  """optax's optimizers: public functions that take a learning rate and build a transformation."""
+  names = []
+  for name in dir(optax):
+    function = getattr(optax, name)
+    if name.startswith("_") or inspect.isclass(function) or not callable(function) or name.startswith("scale"):
+      continue
+    try:
+      if "learning_rate" in inspect.signature(function).parameters:
+        names.append(name)
+    except (TypeError, ValueError):
+      continue
+  return sorted(names)
+
+
+def schedule_names() -> list[str]:
+  return sorted(name for name in dir(optax) if name.endswith("_schedule") and not name.startswith("scale"))
+
+
+def _bind(function, kind: str, name: str, kwargs: dict, fixed: tuple = ()) -> None:
+  """Raises UserError when `kwargs` do not fit `function`'s signature (a typo, a missing argument)."""
+  signature = inspect.signature(function)
+  unknown = sorted(set(kwargs) - set(signature.parameters))
+  if unknown:
+    raise UserError(f"config.{kind}.kwargs: optax.{name} takes no {', '.join(unknown)} "
+                    f"(its parameters: {', '.join(p for p in signature.parameters if p not in fixed)})")
+  try:
+    signature.bind(**{p: None for p in fixed}, **kwargs)
+  except TypeError as e:
+    raise UserError(f"config.{kind}.kwargs do not fit optax.{name}: {e}") from e
+
+
+def _schedule_kwargs(schedule_config, total_steps: int) -> dict:
+  kwargs = dict(schedule_config.get("kwargs", {}))
+  parameters = inspect.signature(getattr(optax, schedule_config.name)).parameters
+  for name in _STEP_COUNTS:
+    if name in parameters and name not in kwargs:
+      kwargs[name] = total_steps
+  return kwargs
+
+
+def validate(optimizer_config, schedule_config) -> None:
+  """Checks names and keyword arguments before any work starts; UserError naming the problem."""
+  optimizer = _optax_function(optimizer_config.name, "optimizer", optimizer_names())
+  if not optimizer_config.learning_rate > 0:
+    raise UserError(f"config.optimizer.learning_rate must be positive, got {optimizer_config.learning_rate}")
+  _bind(optimizer, "optimizer", optimizer_config.name, dict(optimizer_config.get("kwargs", {})), ("learning_rate",))
+  if schedule_config.get("name"):
+    schedule = _optax_function(schedule_config.name, "schedule", schedule_names())
+    _bind(schedule, "schedule", schedule_config.name, _schedule_kwargs(schedule_config, 1))
+
+
+def make_optimizer(optimizer_config: ml_collections.ConfigDict, schedule_config=None,
+                   total_steps: int = 1) -> optax.GradientTransformation:
+  """optax.<optimizer.name>(learning_rate or its schedule, **optimizer.kwargs)."""
+  learning_rate = optimizer_config.learning_rate
+  if schedule_config is not None and schedule_config.get("name"):
+    schedule = getattr(optax, schedule_config.name)(**_schedule_kwargs(schedule_config, total_steps))
+    learning_rate = lambda step: optimizer_config.learning_rate * schedule(step)  # noqa: E731
+  return getattr(optax, optimizer_config.name)(learning_rate, **dict(optimizer_config.get("kwargs", {})))

@@ -1,0 +1,132 @@
+"""The train state and the pure, jitted programs built on the train step.
+
+`make_train_step` is the pure `(state, batch) -> (state, metrics)`. The loop
+never calls it alone: it dispatches `make_dispatch`'s program, which runs K
+steps as one `lax.scan` (K = config.steps_per_dispatch), over batches sent
+from the host or gathered on the device from data uploaded once. Several seeds
+of one config train as one program through `jax.vmap` over a leading seed axis
+of the state (and of the data order).
+"""
+
+from typing import Any
+
+import flax
+import jax
+import jax.numpy as jnp
+import optax
+from flax.training import train_state
+
+from nn_jax import tasks
+
+
+class TrainState(train_state.TrainState):
+  """Flax's TrainState plus what the model contract adds (nn_jax/models/__init__.py).
+
+  model_state: the model's mutable collections, e.g. {"batch_stats": ...}; {} for most models.
+  rng: the run's key data (uint32); a step's keys are fold_in(rng, step), so resuming draws the
+       same keys as an uninterrupted run.
+  """
+  model_state: Any = flax.struct.field(default_factory=dict)
+  rng: Any = None
+
+  def variables(self, params=None) -> dict:
+    return {"params": self.params if params is None else params, **self.model_state}
+
+
+def step_rngs(rng, step, rng_streams, microbatch=0) -> dict:
+  """{stream: key} for one training pass: fresh per step and per microbatch, derived from the run's key."""
+  key = jax.random.fold_in(jax.random.fold_in(jax.random.wrap_key_data(rng), step), microbatch)
+  return {name: jax.random.fold_in(key, i) for i, name in enumerate(rng_streams)}
+
+
+def _split(array: jax.Array, count: int) -> jax.Array:
+  """(B, ...) -> (count, B / count, ...); example i goes to microbatch i % count, so a batch split
+  along a device mesh stays split within every microbatch."""
+  return array.reshape(array.shape[0] // count, count, *array.shape[1:]).swapaxes(0, 1)
+
+
+def _merge(array: jax.Array) -> jax.Array:
+  """The inverse of _split."""
+  return array.swapaxes(0, 1).reshape(-1, *array.shape[2:])
+
+
+def make_train_step(task: tasks.Task, rng_streams=(), microbatches: int = 1):
+  """Returns the pure `(state, batch) -> (state, metrics)`; metrics are of the params before the update.
+
+  With `microbatches` > 1 the gradient is accumulated over that many equal microbatches, one after
+  another (a lax.scan): the batch's mean gradient, summed in another order, computed with a
+  microbatch's working set. Model state (BatchNorm's statistics) is carried from one microbatch
+  to the next.
+  """
+
+  def train_step(state: TrainState, batch):
+    inputs, targets = batch
+    mutable = list(state.model_state)
+
+    def loss_fn(params, model_state, inputs, targets, rngs):
+      outputs, new_model_state = state.apply_fn({"params": params, **model_state}, inputs, train=True, rngs=rngs,
+                                                mutable=mutable)
+      return task.loss(outputs, targets), (outputs, new_model_state)
+
+    gradient = jax.grad(loss_fn, has_aux=True)
+    if microbatches == 1:
+      grads, (outputs, model_state) = gradient(state.params, state.model_state, inputs, targets,
+                                               step_rngs(state.rng, state.step, rng_streams))
+    else:
+      def accumulate(carry, microbatch):
+        total, model_state = carry
+        index, inputs, targets = microbatch
+        grads, (outputs, model_state) = gradient(state.params, model_state, inputs, targets,
+                                                 step_rngs(state.rng, state.step, rng_streams, index))
+        return (jax.tree_util.tree_map(jnp.add, total, grads), model_state), outputs
+
+      zeros = jax.tree_util.tree_map(jnp.zeros_like, state.params)
+      (total, model_state), outputs = jax.lax.scan(
+          accumulate, (zeros, state.model_state),
+          (jnp.arange(microbatches), _split(inputs, microbatches), _split(targets, microbatches)))
+      grads = jax.tree_util.tree_map(lambda g: g / microbatches, total)
+      outputs = _merge(outputs)
+    metrics = task.metrics(outputs, targets)
+    metrics["grad_norm"] = optax.global_norm(grads)  # watched by the divergence guard
+    return state.apply_gradients(grads=grads, model_state=dict(model_state)), metrics
+
+  return train_step
+
+
+def make_dispatch(train_step, source: str, steps: int, seeds: int = 1, batch_size: int = 0, batch_sharding=None):
+  """One program that runs `steps` (K) train steps as a lax.scan; returns (state, metrics with a leading K).
+
+  source "full":   `(state, batch)`: the same whole-dataset batch each step (full-batch training);
+         "host":   `(state, batches)`: K batches stacked on axis 0 by the host;
+         "device": `(state, data, order, first_batch)`: data uploaded once; batch b of the epoch is
+                   data[order[b*B:(b+1)*B]], gathered on the device.
+  With seeds > 1 the state (and the host batches, and the device order) has a leading seed axis and
+  each step is vmapped over it; metrics then come back as (K, seeds). `batch_sharding` splits a
+  batch gathered on the device along the mesh, as a host batch is split.
+  """
+
+  def full(state, batch):
+    return jax.lax.scan(lambda s, _: train_step(s, batch), state, None, length=steps)
+
+  def host(state, batches):
+    return jax.lax.scan(train_step, state, batches)
+
+  def device(state, data, order, first_batch):
+    def body(state, k):
+      indices = jax.lax.dynamic_slice_in_dim(order, (first_batch + k) * batch_size, batch_size)
+      batch = jax.tree_util.tree_map(lambda a: jnp.take(a, indices, axis=0), data)
+      if batch_sharding is not None:
+        batch = jax.lax.with_sharding_constraint(batch, batch_sharding)
+      return train_step(state, batch)
+    return jax.lax.scan(body, state, jnp.arange(steps))
+
+  program = {"full": full, "host": host, "device": device}[source]
+  if seeds == 1:
+    return program
+  in_axes = {"full": (0, None), "host": (0, 0), "device": (0, None, 0, None)}[source]
+  return jax.vmap(program, in_axes=in_axes, out_axes=(0, 1))
+
+
+def make_predict(model):
+  """`(variables, inputs) -> outputs` in inference mode (BatchNorm's running averages, no dropout)."""
+  return lambda variables, inputs: model.apply(variables, inputs, train=False)

@@ -1,0 +1,78 @@
+"""Orbax checkpoints: every part of the train state round-trips; unreadable ones are set aside."""
+
+import jax
+import numpy as np
+import pytest
+
+from conftest import experiment
+from nn_jax import models, parallel, train
+from nn_jax.checkpoint import Checkpoints
+from nn_jax.errors import UserError
+
+
+def _state(seed=0):
+  config = experiment("cnn_mnist:bn_dropout", f"seed={seed}")
+  return train.initial_state(config, models.build(config.model), (28, 28, 1))
+
+
+def _assert_same(a, b):
+  for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)):
+    np.testing.assert_array_equal(x, y)
+
+
+@pytest.mark.parametrize("asynchronous", [False, pytest.param(True, marks=pytest.mark.slow)])
+def test_params_optimizer_model_state_rng_and_position_round_trip(tmp_path, asynchronous):
+  saved = _state(0).replace(step=7)
+  checkpoints = Checkpoints(tmp_path, asynchronous=asynchronous)
+  checkpoints.save(saved, {"epoch": 1, "batch": 3})
+  checkpoints.close()  # waits for an asynchronous write
+  sharding = parallel.replicated(parallel.make_mesh())
+  restored, progress = Checkpoints(tmp_path).restore_latest_good(_state(1), sharding)
+  assert progress == {"epoch": 1, "batch": 3} and int(restored.step) == 7
+  for field in ("params", "opt_state", "model_state", "rng"):
+    _assert_same(getattr(saved, field), getattr(restored, field))
+  variables = Checkpoints(tmp_path, read_only=True).restore_variables(sharding)
+  assert set(variables) == {"params", "batch_stats"}
+  _assert_same(variables["batch_stats"], saved.model_state["batch_stats"])
+
+
+def _garble(step_dir):
+  for path in (step_dir / "params").rglob("*"):
+    if path.is_file() and path.stat().st_size > 64:
+      data = bytearray(path.read_bytes())
+      for i in range(0, len(data), 7):
+        data[i] ^= 0xFF
+      path.write_bytes(bytes(data))
+
+
+@pytest.mark.slow
+def test_an_unreadable_latest_checkpoint_is_set_aside_and_the_previous_one_used(tmp_path, capsys):
+  checkpoints = Checkpoints(tmp_path / "checkpoints")
+  for step in (1, 2):
+    checkpoints.save(_state(0).replace(step=step), {"epoch": step})
+  checkpoints.close()
+  _garble(tmp_path / "checkpoints" / "2")
+  sharding = parallel.replicated(parallel.make_mesh())
+  restored, progress = Checkpoints(tmp_path / "checkpoints").restore_latest_good(_state(1), sharding)
+  assert int(restored.step) == 1 and progress == {"epoch": 1}
+  assert "Warning: checkpoint 2 is unreadable" in capsys.readouterr().out
+  assert (tmp_path / "corrupt_checkpoints" / "2").is_dir()
+
+
+@pytest.mark.slow
+def test_none_readable_is_an_error_not_a_fresh_start(tmp_path):
+  checkpoints = Checkpoints(tmp_path / "checkpoints")
+  checkpoints.save(_state(0).replace(step=1), {"epoch": 1})
+  checkpoints.close()
+  _garble(tmp_path / "checkpoints" / "1")
+  with pytest.raises(UserError, match="none of the checkpoints"):
+    Checkpoints(tmp_path / "checkpoints").restore_latest_good(_state(1), parallel.replicated(parallel.make_mesh()))
+
+
+@pytest.mark.slow
+def test_keeps_the_latest_n_and_the_best(tmp_path):
+  checkpoints = Checkpoints(tmp_path, keep=1, best_metric="test/accuracy")
+  for step, accuracy in ((1, 0.5), (2, 0.9), (3, 0.7), (4, 0.6)):
+    checkpoints.save(_state(0).replace(step=step), {"epoch": step}, {"test/accuracy": accuracy})
+  checkpoints.close()
+  assert sorted(int(p.name) for p in tmp_path.iterdir() if p.name.isdigit()) == [2, 4]

@@ -1,0 +1,56 @@
+"""Optimizers and schedules by name from optax."""
+
+import jax
+import numpy as np
+import optax
+import pytest
+from ml_collections import ConfigDict
+
+from nn_jax import optim
+from nn_jax.errors import UserError
+
+
+def _optimizer(name, learning_rate=0.1, **kwargs):
+  return ConfigDict({"name": name, "learning_rate": learning_rate, "kwargs": ConfigDict(kwargs)})
+
+
+def _schedule(name="", **kwargs):
+  return ConfigDict({"name": name, "kwargs": ConfigDict(kwargs)})
+
+
+def test_any_optax_optimizer_and_schedule_is_offered():
+  assert {"sgd", "adam", "adamw", "lamb", "rmsprop", "lion"} <= set(optim.optimizer_names())
+  assert {"warmup_cosine_decay_schedule", "cosine_decay_schedule", "linear_schedule"} <= set(optim.schedule_names())
+
+
+@pytest.mark.parametrize("name", ["sgd", "adam"])
+def test_the_optimizer_is_optax_s_own(name):
+  tx = optim.make_optimizer(_optimizer(name))
+  state = tx.init({"w": np.zeros(3, np.float32)})
+  reference = getattr(optax, name)(0.1).init({"w": np.zeros(3, np.float32)})
+  assert jax.tree_util.tree_structure(state) == jax.tree_util.tree_structure(reference)
+
+
+def test_the_schedule_multiplies_the_learning_rate_and_its_length_defaults_to_the_run():
+  schedule = _schedule("warmup_cosine_decay_schedule", init_value=0.0, peak_value=1.0, warmup_steps=10)
+  tx = optim.make_optimizer(_optimizer("sgd", 0.5), schedule, total_steps=100)
+  params = {"w": np.ones(1, np.float32)}
+  state = tx.init(params)
+  steps = []
+  for _ in range(100):
+    updates, state = tx.update({"w": np.ones(1, np.float32)}, state, params)
+    steps.append(-float(updates["w"][0]))  # sgd: the update is -lr(t) * gradient
+  assert steps[0] == 0.0 and steps[10] == pytest.approx(0.5) and steps[-1] < 0.01  # decayed over the 100 steps
+
+
+@pytest.mark.parametrize("optimizer,schedule,message", [
+    (_optimizer("adamm"), _schedule(), "did you mean adam"),
+    (_optimizer("adam", b3=1.0), _schedule(), "optax.adam takes no b3 (its parameters: b1, b2"),
+    (_optimizer("adam", learning_rate=0.0), _schedule(), "learning_rate must be positive"),
+    (_optimizer("adam"), _schedule("warmup_cosine"), "did you mean warmup_cosine_decay_schedule"),
+    (_optimizer("adam"), _schedule("warmup_cosine_decay_schedule", init_value=0.0),
+     "missing a required argument: 'peak_value'"),
+])
+def test_bad_names_and_arguments_are_refused_up_front(optimizer, schedule, message):
+  with pytest.raises(UserError, match=message.replace("(", r"\(")):
+    optim.validate(optimizer, schedule)
