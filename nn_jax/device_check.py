@@ -123,6 +123,9 @@ def main() -> None:
   parser.add_argument("--skip", nargs="*", default=[], choices=STAGES)
   parser.add_argument("--train-args", default="", help="extra --config.KEY=VALUE for every CNN run (a CPU smoke run)")
   args = parser.parse_args()
+  carried = ROOT / "data" / "tfds"
+  if "TFDS_DATA_DIR" not in os.environ and (carried / "mnist" / "3.0.1" / "dataset_info.json").is_file():
+    os.environ["TFDS_DATA_DIR"] = str(carried)  # as the Makefile sets it
   check = Check(pathlib.Path(args.out), args.budget)
   check.train_args = args.train_args.split()
   runs = pathlib.Path(args.runs).absolute()
