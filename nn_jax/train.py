@@ -46,6 +46,7 @@ class Timing:
   """When a run started and where its time went; seconds are per seed."""
   launch: float  # time.time() that time-to-target counts from
   wall_start: float  # time.perf_counter() at setup
+  data_seconds: float = 0.0  # loading the dataset
   compile_seconds: float = 0.0
   train_seconds: float = 0.0
   examples_trained: int = 0
@@ -156,7 +157,9 @@ def setup(configs: list, workdirs: list, launch: float | None = None, initial_pa
   mesh = parallel.make_mesh()
   if base.batch_size:
     parallel.check_batch_size(base.batch_size, mesh)
+  data_start = time.perf_counter()
   dataset = data.load(base.dataset)
+  timing.data_seconds = time.perf_counter() - data_start
   train_inputs, train_targets = dataset.splits["train"]
   full_batch = batch_plan(base.batch_size, len(train_inputs))[0]
   resolved = auto.resolve(base, data_bytes=train_inputs.nbytes + train_targets.nbytes, full_batch=full_batch)
@@ -309,6 +312,7 @@ def finish(session: Session) -> list[dict]:
         "final": final,
         "epochs": run.config.num_epochs,
         "steps": steps,
+        "data_seconds": timing.data_seconds,
         "compile_seconds": timing.compile_seconds / seeds,
         "train_seconds": timing.train_seconds / seeds,
         "train_examples_per_second": (timing.examples_trained / (timing.train_seconds / seeds)
