@@ -2,9 +2,9 @@
 
 Run:     make train-cnn
          (= python -m nn_jax train --config experiments/cnn_mnist.py --workdir runs/cnn_mnist)
-Expect:  test accuracy about 99% after 10 epochs (seeds 0, 1, 2: 99.04 / 99.07 / 99.22%;
-         99.0% first reached at epoch 5-6, 58-67 s after launch), 1 min 41-46 s of wall time
-         on the 2-core CPU; README.md "The MNIST CNN" has the per-seed table.
+Expect:  test accuracy about 99% after 10 epochs (seeds 0, 1, 2: 99.01 / 99.21 / 98.95%;
+         99.0% first reached at epoch 5-6, 55-67 s after launch), 1 min 41-46 s of wall time
+         on the 2-core CPU; docs/results.md has the per-seed table.
 Smoke:   --config.num_epochs=1 --config.dataset.train_examples=400 --config.dataset.test_examples=500
 
 Variant `cnn_mnist.py:bn_dropout`: the regularized CNN of Keras' MNIST example: BatchNorm between each

@@ -10,7 +10,8 @@ each choice are in docs/performance.md:
                         one process runs and the data takes at most DEVICE_DATA_FRACTION of the
                         device's free memory (on CPU: of the free host memory)
   steps_per_dispatch    train steps per compiled call (STEPS_PER_DISPATCH per backend; full-batch
-                        training: every epoch up to the next log or checkpoint epoch)
+                        training: every epoch up to the next log or checkpoint epoch; on CPU, 1 for
+                        models on XLA's convolution, which runs ~15x slower inside a compiled loop)
 Everything downstream (the model, the train step, the loop) sees only the resolved config.
 """
 
@@ -50,8 +51,15 @@ def resolve(config: ml_collections.ConfigDict, backend: str | None = None, data_
       resolved.data_on_device = "true" if jax.process_count() == 1 and data_bytes <= free_memory() * DEVICE_DATA_FRACTION \
           else "false"
     if not resolved.get("steps_per_dispatch"):
-      resolved.steps_per_dispatch = resolved.num_epochs if full_batch else STEPS_PER_DISPATCH.get(backend, 1)
+      resolved.steps_per_dispatch = (resolved.num_epochs if full_batch else 1 if _slow_in_loops(resolved, backend)
+                                     else STEPS_PER_DISPATCH.get(backend, 1))
   return resolved
+
+
+def _slow_in_loops(config, backend: str) -> bool:
+  """XLA:CPU's own convolution runs ~15x slower inside a compiled loop than alone (docs/performance.md):
+  such a model takes one step per dispatch, and its gradient whole batches, on CPU."""
+  return backend == "cpu" and config.model.get("conv_impl") == "xla"
 
 
 def free_memory() -> int:

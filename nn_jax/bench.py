@@ -417,17 +417,14 @@ def summary_table(r: dict) -> str:
     if one and auto_k:
       lines.append(f"| {name} epoch ({one['steps_per_epoch']} steps): 1 / {auto_k['steps_per_dispatch']} steps per "
                    f"dispatch | {one['epoch_ms']:.2f} / {auto_k['epoch_ms']:.2f} ms = {one['epoch_ms'] / auto_k['epoch_ms']:.2f}x |")
-  for cell in ("simple", "lstm", "gru"):
-    cells = [_ok(r, f"{cell}_train_b{b}") for b in (32, 256)]
+  rows = [(f"{cell}_train", f"{cell} (recurrence=auto: {rnn.resolve_recurrence('auto', cell)}) training "
+                           f"(50 units, 10 steps)") for cell in ("simple", "lstm", "gru")]
+  rows += [(f"lstm_{recurrence}", f"lstm training, recurrence={recurrence}") for recurrence in LSTM_ALTERNATIVES]
+  for prefix, label in rows:
+    cells = [_ok(r, f"{prefix}_b{b}") for b in (32, 256)]
     if all(cells):
-      label = f"{cell} (recurrence=auto: {rnn.resolve_recurrence('auto', cell)})"
-      lines.append(f"| {label} training (50 units, 10 steps), batch 32 / 256 | {cells[0]['sequences_per_second']:.0f} / "
+      lines.append(f"| {label}, batch 32 / 256 | {cells[0]['sequences_per_second']:.0f} / "
                    f"{cells[1]['sequences_per_second']:.0f} seq/s; peak RSS {cells[1]['peak_rss_mib']:.0f} MiB |")
-  for recurrence in LSTM_ALTERNATIVES:
-    cells = [_ok(r, f"lstm_{recurrence}_b{b}") for b in (32, 256)]
-    if all(cells):
-      lines.append(f"| lstm training, recurrence={recurrence}, batch 32 / 256 | {cells[0]['sequences_per_second']:.0f} / "
-                   f"{cells[1]['sequences_per_second']:.0f} seq/s |")
   h = _ok(r, "house_mlp")
   if h:
     lines.append(f"| house MLP, 2000 epochs: JAX scan (after {h['compile_seconds']:.2f} s compile) / article's NumPy "

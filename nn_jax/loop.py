@@ -132,11 +132,10 @@ class EpochLoop:
     self._pending = []  # (first step, metrics still on the device) per dispatch not yet folded
     self._order = None  # the current epoch's order: on the device, or in host memory
     self._order_epoch = None
-    replicated = parallel.replicated(mesh)
-    if self.source == "full":  # tiny data: every device holds all of it
-      self.data = jax.device_put((inputs, targets), replicated)
-    elif self.source == "device":  # every device holds all of it, so the order is exactly the host path's
-      self.data = jax.device_put((inputs, targets), replicated)
+    if self.source in ("full", "device"):
+      # Uploaded once, whole, to every device: a device-side batch is then exactly the host path's (the
+      # same global order), and the gathered batch is split along the mesh as a host batch is.
+      self.data = jax.device_put((inputs, targets), parallel.replicated(mesh))
 
   # --- compiled programs --------------------------------------------------------------------------
 

@@ -105,11 +105,17 @@ def make_dispatch(train_step, source: str, steps: int, seeds: int = 1, batch_siz
   batch gathered on the device along the mesh, as a host batch is split.
   """
 
+  def loop(body, state, xs):
+    if steps == 1:  # no loop: XLA:CPU runs its convolution ~15x slower inside one (docs/performance.md)
+      state, metrics = body(state, jax.tree_util.tree_map(lambda x: x[0], xs))
+      return state, jax.tree_util.tree_map(lambda m: m[None], metrics)
+    return jax.lax.scan(body, state, xs)
+
   def full(state, batch):
-    return jax.lax.scan(lambda s, _: train_step(s, batch), state, None, length=steps)
+    return loop(lambda s, _: train_step(s, batch), state, jnp.arange(steps))
 
   def host(state, batches):
-    return jax.lax.scan(train_step, state, batches)
+    return loop(train_step, state, batches)
 
   def device(state, data, order, first_batch):
     def body(state, k):
@@ -118,7 +124,7 @@ def make_dispatch(train_step, source: str, steps: int, seeds: int = 1, batch_siz
       if batch_sharding is not None:
         batch = jax.lax.with_sharding_constraint(batch, batch_sharding)
       return train_step(state, batch)
-    return jax.lax.scan(body, state, jnp.arange(steps))
+    return loop(body, state, jnp.arange(steps))
 
   program = {"full": full, "host": host, "device": device}[source]
   if seeds == 1:

@@ -46,10 +46,21 @@ class Timing:
   """When a run started and where its time went; seconds are per seed."""
   launch: float  # time.time() that time-to-target counts from
   wall_start: float  # time.perf_counter() at setup
+  before_setup_seconds: float = 0.0  # from launch to setup: the interpreter, imports, JAX's start
   data_seconds: float = 0.0  # loading the dataset
   compile_seconds: float = 0.0
   train_seconds: float = 0.0
+  evaluate_seconds: float = 0.0  # evaluations during and after training
+  checkpoint_seconds: float = 0.0  # the part of checkpoint saves training waits for
   examples_trained: int = 0
+
+  def phases(self, wall_seconds: float, seeds: int) -> dict:
+    """Where a run's time went, in seconds; `other` is the model summary, records, plots and the like."""
+    measured = {"before_setup": self.before_setup_seconds, "data": self.data_seconds,
+                "compile": self.compile_seconds / seeds, "train": self.train_seconds / seeds,
+                "evaluate": self.evaluate_seconds / seeds, "checkpoint": self.checkpoint_seconds / seeds}
+    inside = sum(v for k, v in measured.items() if k != "before_setup")
+    return {**measured, "other": max(0.0, wall_seconds - inside)}
 
 
 @dataclasses.dataclass
@@ -149,6 +160,7 @@ def setup(configs: list, workdirs: list, launch: float | None = None, initial_pa
   """Checks, loads the data, builds the model and state (restored where a checkpoint exists),
   and opens every seed's run directory."""
   timing = Timing(launch=launch if launch is not None else time.time(), wall_start=time.perf_counter())
+  timing.before_setup_seconds = max(0.0, time.time() - timing.launch)
   base = configs[0]
   if len(configs) > 1:
     _check_vectorizable(configs)
@@ -263,6 +275,7 @@ def run_loop(session: Session) -> str:
       epoch = rows[0][-1][0]
       evaluated = [{} for _ in runs]
       if due(config.log_every_epochs, epoch, config.num_epochs):
+        start = time.perf_counter()
         for s, run in enumerate(runs):
           evaluated[s] = session.evaluator.evaluate(variables_of(session, s), eval_names)
           for name, metrics in evaluated[s].items():
@@ -271,12 +284,14 @@ def run_loop(session: Session) -> str:
           if reached is not None and reached >= config.target_value and run.time_to_target is None:
             run.time_to_target = {"metric": config.target_metric, "value": config.target_value, "epoch": epoch,
                                   "seconds_from_launch": time.time() - session.timing.launch}
+        session.timing.evaluate_seconds += time.perf_counter() - start
         _print_epoch(config, epoch, rows, evaluated, runs)
       if due(config.checkpoint_every_epochs, epoch, config.num_epochs):
         loop.save([ranked_metrics(seed_rows[-1][1], evaluated[s]) for s, seed_rows in enumerate(rows)],
                   force=epoch == config.num_epochs)
   session.timing.compile_seconds = loop.compile_seconds
   session.timing.train_seconds = loop.train_seconds
+  session.timing.checkpoint_seconds = loop.save_seconds
   session.timing.examples_trained = loop.examples_trained
   return loop.stopped_by
 
@@ -303,7 +318,9 @@ def finish(session: Session) -> list[dict]:
   summaries = []
   for s, run in enumerate(session.runs):
     variables = variables_of(session, s)
+    start = time.perf_counter()
     final = session.evaluator.evaluate(variables, list(session.dataset.splits))
+    timing.evaluate_seconds += time.perf_counter() - start
     if primary:
       plots.plot_run(records.read_metrics(run.workdir), run.workdir, run.config.name or run.config.model.name,
                      session.task.curve)
@@ -318,6 +335,7 @@ def finish(session: Session) -> list[dict]:
         "train_examples_per_second": (timing.examples_trained / (timing.train_seconds / seeds)
                                       if timing.train_seconds else None),
         "wall_seconds": time.perf_counter() - timing.wall_start,
+        "phases": timing.phases(time.perf_counter() - timing.wall_start, seeds),
         "microbatches": session.microbatches,
         "resolved": session.choices,
         "params_digest": params_digest(variables["params"]),

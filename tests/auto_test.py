@@ -6,7 +6,7 @@ from nn_jax import auto
 
 def test_cnn_on_cpu_is_fused_in_microbatches_of_50_and_xla_whole_batch_elsewhere():
   cpu = auto.resolve(experiment("cnn_mnist"), "cpu")
-  assert cpu.model.conv_impl == "fused" and cpu.microbatch_size == 50
+  assert cpu.model.conv_impl == "fused" and cpu.microbatch_size == auto.FUSED_CNN_MICROBATCH
   gpu = auto.resolve(experiment("cnn_mnist"), "gpu")
   assert gpu.model.conv_impl == "xla" and gpu.microbatch_size == 200
   assert auto.resolve(experiment("cnn_mnist", "microbatch_size=100"), "cpu").microbatch_size == 100
@@ -34,3 +34,9 @@ def test_microbatch_size_is_the_nearest_divisor():
   assert auto.microbatch_size(200, 50) == 50
   assert auto.microbatch_size(256, 50) == 64  # 5 microbatches would be nearer, but 5 does not divide 256
   assert auto.microbatch_size(30, 50) == 30 and auto.microbatch_size(200, 0) == 200
+
+
+def test_xla_s_convolution_is_dispatched_a_step_at_a_time_on_cpu_only():
+  assert auto.resolve(experiment("cnn_mnist:bn_dropout"), "cpu").steps_per_dispatch == 1
+  assert auto.resolve(experiment("cnn_mnist", "model.conv_impl=xla"), "cpu").steps_per_dispatch == 1
+  assert auto.resolve(experiment("cnn_mnist:bn_dropout"), "gpu").steps_per_dispatch == auto.STEPS_PER_DISPATCH["gpu"]

@@ -34,6 +34,23 @@ def experiment(name: str, *overrides: str, **values):
                          [f"--config.{o}" for o in overrides])
 
 
+def assert_same_function(reference, other, inputs, targets, atol=1e-5, grad_rtol=1e-4):
+  """`other` has `reference`'s parameter tree and initial values, outputs and gradients (a squared-error loss)."""
+  import jax.numpy as jnp
+  import numpy as np
+  params = reference.init(jax.random.key(0), inputs)["params"]
+  other_params = other.init(jax.random.key(0), inputs)["params"]
+  assert jax.tree_util.tree_structure(params) == jax.tree_util.tree_structure(other_params)
+  for a, b in zip(jax.tree_util.tree_leaves(params), jax.tree_util.tree_leaves(other_params)):
+    np.testing.assert_array_equal(a, b)  # checkpoints are interchangeable
+  np.testing.assert_allclose(other.apply({"params": params}, inputs), reference.apply({"params": params}, inputs),
+                             atol=atol)
+  loss = lambda model: lambda p: jnp.mean((model.apply({"params": p}, inputs) - targets) ** 2)
+  for a, b in zip(jax.tree_util.tree_leaves(jax.grad(loss(other))(params)),
+                  jax.tree_util.tree_leaves(jax.grad(loss(reference))(params))):
+    np.testing.assert_allclose(a, b, atol=atol, rtol=grad_rtol)
+
+
 @pytest.fixture
 def quiet_progress(monkeypatch):
   monkeypatch.setenv("TQDM_DISABLE", "1")

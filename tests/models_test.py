@@ -46,11 +46,11 @@ def test_cnn_implementations_share_params_and_agree():
   for a, b in zip(jax.tree_util.tree_leaves(params), jax.tree_util.tree_leaves(fused_params)):
     np.testing.assert_array_equal(a, b)
   expected = plain.apply({"params": params}, x)
-  np.testing.assert_allclose(fused.apply({"params": params}, x), expected, atol=1e-5)
+  np.testing.assert_allclose(fused.apply({"params": params}, x), expected, atol=1e-5, rtol=1e-5)
   # The training pass (custom VJP forward) computes the same outputs, and the same gradients.
   loss = lambda model: lambda p: model.apply({"params": p}, x).sum()
   outputs, fused_vjp = jax.vjp(lambda p: fused.apply({"params": p}, x), params)
-  np.testing.assert_allclose(outputs, expected, atol=1e-5)
+  np.testing.assert_allclose(outputs, expected, atol=1e-5, rtol=1e-5)
   for a, b in zip(jax.tree_util.tree_leaves(fused_vjp(jnp.ones_like(outputs))[0]),
                   jax.tree_util.tree_leaves(jax.grad(loss(plain))(params))):
     np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-4)
@@ -78,9 +78,9 @@ def test_conv_pool_relu_equals_conv_relu_max_pool(channels, height, width):
   x = x * jnp.repeat(jnp.repeat(blocks, 4, axis=1), 4, axis=2)[:, :height, :width]
   kernel, bias = 0.3 * jax.random.normal(keys[2], (3, 3, channels, 8)), jnp.linspace(-0.5, 0.5, 8)
   expected, plain_vjp = jax.vjp(_plain_conv_pool_relu, x, kernel, bias)
-  np.testing.assert_allclose(conv_pool_relu(x, kernel, bias), expected, atol=1e-5)
+  np.testing.assert_allclose(conv_pool_relu(x, kernel, bias), expected, atol=1e-5, rtol=1e-5)
   outputs, fused_vjp = jax.vjp(conv_pool_relu, x, kernel, bias)  # the training pass
-  np.testing.assert_allclose(outputs, expected, atol=1e-5)
+  np.testing.assert_allclose(outputs, expected, atol=1e-5, rtol=1e-5)
   cotangent = jax.random.normal(keys[3], expected.shape)
   for name, a, b in zip(("x", "kernel", "bias"), fused_vjp(cotangent), plain_vjp(cotangent)):
     np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-4, err_msg=name)

@@ -11,7 +11,8 @@ from nn_jax.errors import UserError
 
 
 def _tensorboard_steps(workdir, tag):
-  events = EventAccumulator(str(workdir / "tensorboard"))
+  # Every event on disk: TensorBoard's own purge of "orphaned" steps would hide a duplicated epoch.
+  events = EventAccumulator(str(workdir / "tensorboard"), purge_orphaned_data=False)
   events.Reload()
   return [(e.step, e.value) for e in events.Scalars(tag)]
 

@@ -6,6 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from conftest import assert_same_function
 from nn_jax.models import rnn
 
 
@@ -105,20 +106,9 @@ def test_every_cell_beats_the_naive_baseline_on_a_noisy_sine(tmp_path, cell, qui
 def test_the_optimized_lstm_gives_scan_s_numbers():
   window = jax.random.normal(jax.random.key(3), (8, 10, 1))
   targets = jax.random.normal(jax.random.key(4), (8, 1))
-  reference = rnn.SequenceRegressor(cell="lstm", units=12, activation="relu", recurrence="scan")
-  other = rnn.SequenceRegressor(cell="lstm", units=12, activation="relu", recurrence="optimized")
-  params = reference.init(jax.random.key(0), window)["params"]
-  other_params = other.init(jax.random.key(0), window)["params"]
-  # The same parameter tree and initial values, so checkpoints are interchangeable.
-  assert jax.tree_util.tree_structure(params) == jax.tree_util.tree_structure(other_params)
-  for a, b in zip(jax.tree_util.tree_leaves(params), jax.tree_util.tree_leaves(other_params)):
-    np.testing.assert_array_equal(a, b)
-  np.testing.assert_allclose(other.apply({"params": params}, window), reference.apply({"params": params}, window),
-                             atol=1e-5)
-  loss = lambda model: lambda p: jnp.mean((model.apply({"params": p}, window) - targets) ** 2)
-  for a, b in zip(jax.tree_util.tree_leaves(jax.grad(loss(other))(params)),
-                  jax.tree_util.tree_leaves(jax.grad(loss(reference))(params))):
-    np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-4)
+  assert_same_function(rnn.SequenceRegressor(cell="lstm", units=12, activation="relu", recurrence="scan"),
+                       rnn.SequenceRegressor(cell="lstm", units=12, activation="relu", recurrence="optimized"),
+                       window, targets)
 
 
 @pytest.mark.slow

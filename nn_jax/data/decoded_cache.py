@@ -20,11 +20,8 @@ def default_dir() -> pathlib.Path:
 
 
 def _sha256(path: pathlib.Path) -> str:
-  digest = hashlib.sha256()
   with open(path, "rb") as f:
-    for block in iter(lambda: f.read(1 << 22), b""):
-      digest.update(block)
-  return digest.hexdigest()
+    return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 class DecodedCache:

@@ -28,11 +28,8 @@ _SPLIT_PREFIX = {"train": "train", "test": "t10k"}
 
 
 def sha256_of(path: pathlib.Path) -> str:
-  digest = hashlib.sha256()
   with open(path, "rb") as f:
-    for block in iter(lambda: f.read(1 << 20), b""):
-      digest.update(block)
-  return digest.hexdigest()
+    return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def verified_files_in(directory: pathlib.Path) -> bool:

@@ -1,0 +1,28 @@
+"""make device-check: stages in subprocesses within a budget, results written as they come."""
+
+import json
+import sys
+
+from nn_jax import device_check
+
+
+def test_a_stage_that_overruns_is_cut_and_recorded(tmp_path):
+  check = device_check.Check(tmp_path, budget=30)
+  done = check.run([sys.executable, "-c", "import time; time.sleep(10)"], limit=1)
+  assert done["returncode"] is None and done["timed_out"] == 1.0
+  check.record("inventory", {"backend": "cpu", "device_kind": "cpu", "devices": ["cpu:0"], "python": "3.11",
+                             "versions": {"jax": "x"}})
+  assert json.loads((tmp_path / "device_check.json").read_text())["stages"]["inventory"]["backend"] == "cpu"
+  assert "| device | cpu (cpu, 1 device(s)); Python 3.11; jax x |" in (tmp_path / "device_check.md").read_text()
+
+
+def test_the_summary_reports_runs_determinism_and_failures():
+  run = {"test_accuracy": 0.9901, "wall_from_launch_seconds": 9.5, "wall_seconds": 7.0, "compile_seconds": 2.0,
+         "train_seconds": 1.5, "train_images_per_second": 400000.0,
+         "time_to_target": {"epoch": 6, "seconds_from_launch": 6.2}}
+  text = device_check.markdown({"started": "now", "stages": {
+      "cnn_seed0": run, "cnn_repeat": {**run, "bit_identical_to_first": True},
+      "cnn_seeds": {"seed_1": {"output": "Traceback: boom"}}}})
+  assert "| train-cnn seed 0, cold | test accuracy 99.01%; wall 9.5 s from launch" in text
+  assert "99.0% at 6.2 s (epoch 6)" in text and "bit-identical (params and every logged metric) | True |" in text
+  assert "| train-cnn seed_1 | failed: " in text
