@@ -10,8 +10,8 @@ Smoke:   --config.num_epochs=1 --config.dataset.train_examples=400 --config.data
 Variant `cnn_mnist.py:bn_dropout`: the regularized CNN of Keras' MNIST example: BatchNorm between each
 convolution and its relu, dropout 0.25 after the second pool and 0.5 after Dense 128; same recipe.
 Run:     python -m nn_jax train --config experiments/cnn_mnist.py:bn_dropout --workdir runs/cnn_bn_dropout
-Expect:  see docs/results.md (3 seeds); BatchNorm sits between conv and pool, so XLA's convolution
-         runs on every backend.
+Expect:  test accuracy 99.17 / 99.11 / 99.06% (seeds 0, 1, 2; docs/results.md); BatchNorm sits between
+         conv and pool, so XLA's convolution runs on every backend: 8-11 minutes on the 2-core CPU.
 """
 
 from nn_jax.config import base_config
@@ -37,6 +37,7 @@ def get_config(variant: str = ""):
       "mirror_url": "https://storage.googleapis.com/cvdf-datasets/mnist/",  # "": never download
       "train_examples": 0,  # > 0: keep only the first N (quick runs)
       "test_examples": 0,
+      "cache_dir": "",  # decoded arrays: "" = $NN_JAX_CACHE, else ~/.cache/nn_jax; "none": no cache
   })
   config.loss = "softmax_cross_entropy"
   config.optimizer.update({"name": "adam", "learning_rate": 1e-3})

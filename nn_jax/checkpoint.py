@@ -1,7 +1,10 @@
 """Orbax checkpoints of a run: params, optimizer state, model state (with the RNG) and the run's position.
 
 Each is its own item, so that `predict` restores params and model state
-without the optimizer state. Saves may be asynchronous (`asynchronous=True`):
+without the optimizer state. Every save also records a sha256 digest of each
+item (`digests`); a restore recomputes them, so a checkpoint whose stored bytes
+changed (a flipped bit that still decodes) counts as unreadable, exactly like
+a truncated one: set aside with a warning naming the step, the one before used. Saves may be asynchronous (`asynchronous=True`):
 orbax copies the arrays off the device and writes them while training goes
 on; `wait()` (and the next save, and `close()`) waits for the write. Orbax writes each step into a temporary folder and renames it
 when complete, so a run killed mid-write leaves the previous step as the latest
@@ -10,14 +13,34 @@ Restoring places every array with the sharding asked for, so a checkpoint
 written on N devices restores on M.
 """
 
+import hashlib
+import json
 import pathlib
 import shutil
 
+import jax
+import numpy as np
 import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers
 
 from nn_jax import parallel
 from nn_jax.errors import UserError
+
+
+class ChecksumMismatch(Exception):
+  """A restored item's digest differs from the one recorded when it was saved."""
+
+
+def tree_digest(tree) -> str:
+  """sha256 of every leaf's bytes in tree order: equal digests, bit-identical trees."""
+  digest = hashlib.sha256()
+  for leaf in jax.tree_util.tree_leaves(jax.device_get(tree)):
+    digest.update(np.ascontiguousarray(leaf).tobytes())
+  return digest.hexdigest()
+
+
+def _json_digest(obj) -> str:
+  return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()
 
 
 class Checkpoints:
@@ -39,8 +62,8 @@ class Checkpoints:
         cleanup_tmp_directories=not read_only,  # a write that a kill interrupted is never read
         preservation_policy=checkpoint_managers.AnyPreservationPolicy(policies))
     handlers = {"params": ocp.StandardCheckpointHandler(), "opt_state": ocp.StandardCheckpointHandler(),
-                "model_state": ocp.StandardCheckpointHandler(),
-                "progress": ocp.JsonCheckpointHandler()}  # named up front, so metadata reads before any restore
+                "model_state": ocp.StandardCheckpointHandler(), "progress": ocp.JsonCheckpointHandler(),
+                "digests": ocp.JsonCheckpointHandler()}  # named up front, so metadata reads before any restore
     self.manager = ocp.CheckpointManager(self.directory, options=options, item_handlers=handlers)
 
   def latest_step(self):
@@ -51,11 +74,11 @@ class Checkpoints:
     arrays are copied off the device; with `asynchronous`, before they are on disk (see `wait`)."""
     if metrics is not None and self.best_metric not in metrics:
       metrics = None  # a mid-epoch save has no evaluation to rank it by
+    items = {"params": state.params, "opt_state": state.opt_state, "model_state": _model_state_item(state)}
+    digests = {name: tree_digest(tree) for name, tree in items.items()} | {"progress": _json_digest(progress)}
     self.manager.save(int(state.step), metrics=metrics, args=ocp.args.Composite(
-        params=ocp.args.StandardSave(state.params),
-        opt_state=ocp.args.StandardSave(state.opt_state),
-        model_state=ocp.args.StandardSave(_model_state_item(state)),
-        progress=ocp.args.JsonSave(progress)))
+        **{name: ocp.args.StandardSave(tree) for name, tree in items.items()},
+        progress=ocp.args.JsonSave(progress), digests=ocp.args.JsonSave(digests)))
     if not self.asynchronous:
       self.wait()
 
@@ -63,14 +86,38 @@ class Checkpoints:
     """Returns once every save so far is complete on disk."""
     self.manager.wait_until_finished()
 
-  def restore_latest_good(self, state, sharding):
-    """(state, progress) from the newest readable checkpoint, or (state, None) when there is none.
+  def incompatibility(self, state) -> str:
+    """Why the latest checkpoint cannot hold `state` (another optimizer, another model shape), or ""."""
+    step = self.latest_step()
+    if step is None:
+      return ""
+    try:
+      metadata = self.manager.item_metadata(step)
+      stored = {name: _shapes(getattr(metadata[name], "tree", metadata[name]))
+                for name in ("params", "opt_state", "model_state")}
+    except Exception:  # unreadable metadata: restore_latest_good sets that checkpoint aside
+      return ""
+    wanted = {"params": _shapes(state.params), "opt_state": _shapes(state.opt_state),
+              "model_state": _shapes(_model_state_item(state))}
+    for name in wanted:
+      if stored[name] != wanted[name]:
+        return (f"its {name} holds {len(stored[name])} arrays of other shapes than this config's {len(wanted[name])}: "
+                f"another optimizer or model shape")
+    return ""
+
+  def restore_latest_good(self, state, sharding, up_to: int | None = None):
+    """(state, progress) from the newest readable checkpoint (at most step `up_to`), or (state, None)
+    when there is none.
 
     An unreadable checkpoint (truncated, garbled) is moved aside to
     `corrupt_checkpoints/` with a warning, and the one before it is tried; when
     none is readable the run stops rather than silently start over.
     """
-    steps = sorted(self.manager.all_steps(), reverse=True)
+    steps = sorted((s for s in self.manager.all_steps() if up_to is None or s <= up_to), reverse=True)
+    corrupt = self.directory.parent / "corrupt_checkpoints"
+    if not steps and corrupt.is_dir() and any(corrupt.iterdir()):
+      raise UserError(f"every checkpoint of this run was unreadable and set aside in {corrupt}; to start the run "
+                      f"over, remove {self.directory.parent} or use a new --workdir", exit_code=1)
     for step in steps:
       try:
         restored = self.manager.restore(step, args=ocp.args.Composite(
@@ -78,6 +125,8 @@ class Checkpoints:
             opt_state=ocp.args.StandardRestore(parallel.abstract_like(state.opt_state, sharding)),
             model_state=ocp.args.StandardRestore(parallel.abstract_like(_model_state_item(state), sharding)),
             progress=ocp.args.JsonRestore()))
+        self._verify(step, {"params": restored.params, "opt_state": restored.opt_state,
+                            "model_state": restored.model_state}, restored.progress)
       except Exception as e:  # orbax and tensorstore raise many kinds; any means unreadable
         self._set_aside(step, e)
         continue
@@ -90,6 +139,18 @@ class Checkpoints:
                       f"{self.directory.parent / 'corrupt_checkpoints'}); to start this run over, remove "
                       f"{self.directory.parent} or use a new --workdir", exit_code=1)
     return state, None
+
+  def _verify(self, step: int, trees: dict, progress=None) -> None:
+    """Raises ChecksumMismatch unless every restored item has the digest recorded at its save."""
+    if not (self.directory / str(step) / "digests").exists():
+      return  # written before digests were recorded: nothing to check against
+    recorded = self.manager.restore(step, args=ocp.args.Composite(digests=ocp.args.JsonRestore())).digests
+    actual = {name: tree_digest(tree) for name, tree in trees.items()}
+    if progress is not None:
+      actual["progress"] = _json_digest(progress)
+    changed = [name for name, digest in actual.items() if recorded.get(name) != digest]
+    if changed:
+      raise ChecksumMismatch(f"{', '.join(changed)} differ from the checksum recorded at the save")
 
   def _set_aside(self, step: int, error: Exception) -> None:
     corrupt = self.directory.parent / "corrupt_checkpoints"
@@ -112,14 +173,25 @@ class Checkpoints:
                   for name in ("params", "model_state")}
       restored = self.manager.restore(step, args=ocp.args.Composite(
           **{name: ocp.args.StandardRestore(tree) for name, tree in abstract.items()}))
+      self._verify(step, {"params": restored.params, "model_state": restored.model_state})
       model_state = {k: v for k, v in restored.model_state.items() if k != "rng"}
       return {"params": restored.params, **model_state}
+    except ChecksumMismatch as e:
+      raise UserError(f"checkpoint {step} under {self.directory} fails its checksum ({e}): its files were changed "
+                      f"or damaged; train again, or delete that step's folder to use an earlier one", exit_code=1) from e
     except Exception as e:
       raise UserError(f"checkpoint {step} under {self.directory} cannot be read ({type(e).__name__}); "
                       f"train again, or delete that step's folder to use an earlier one", exit_code=1) from e
 
   def close(self) -> None:
     self.manager.close()  # waits for a write in flight
+
+
+def _shapes(tree) -> list:
+  """The sorted (shape, dtype) of every array of a tree of arrays or of orbax's array metadata (orbax names
+  containers its own way, so the paths are left out)."""
+  leaves = jax.tree_util.tree_leaves(tree, is_leaf=lambda x: hasattr(x, "shape") and hasattr(x, "dtype"))
+  return sorted((tuple(leaf.shape), str(np.dtype(leaf.dtype))) for leaf in leaves)
 
 
 def _model_state_item(state) -> dict:

@@ -58,10 +58,20 @@ def _parser() -> argparse.ArgumentParser:
   return parser
 
 
-def _workdir(text: str) -> pathlib.Path:
+def _workdir(text: str, must_exist: bool = False) -> pathlib.Path:
+  """The run directory named on the command line, checked to be one that can be written (or read)."""
+  if not text.strip():
+    raise UserError("--workdir is empty; give a directory, e.g. --workdir runs/my_run")
   path = pathlib.Path(text)
   if path.exists() and not path.is_dir():
     raise UserError(f"--workdir {text} is a file; give a directory (new or an earlier run's)")
+  if must_exist:
+    return path
+  existing = next(p for p in (path.absolute(), *path.absolute().parents) if p.exists())
+  if not existing.is_dir():
+    raise UserError(f"--workdir {text} lies under {existing}, which is a file; give a directory elsewhere")
+  if not os.access(existing, os.W_OK | os.X_OK) or str(existing).startswith(("/proc", "/sys")):
+    raise UserError(f"--workdir {text}: {existing} cannot be written to; give a directory you can write")
   return path
 
 
@@ -75,11 +85,12 @@ def _train(args, overrides) -> None:
   config = config_lib.load(args.config, arguments=overrides)
   workdir = _workdir(args.workdir)
   use_deterministic_ops(config.deterministic)
-  from nn_jax import parallel, train  # imported late: bad input is reported before JAX starts
-  parallel.initialize_distributed(config.distributed)
-  if not parallel.is_primary():
-    sys.stdout = open(os.devnull, "w")  # one log for the whole job: process 0's
-  train.train_and_evaluate(config, workdir, launch=process_start_time())
+  from nn_jax import interrupt, parallel, train  # imported late: bad input is reported before JAX starts
+  with interrupt.StopRequest() as stop:  # from start-up on: a signal at any moment stops cleanly
+    parallel.initialize_distributed(config.distributed)
+    if not parallel.is_primary():
+      sys.stdout = open(os.devnull, "w")  # one log for the whole job: process 0's
+    train.train_and_evaluate(config, workdir, launch=process_start_time(), stop=stop)
 
 
 def _parse_input(text: str, num_features: int) -> list[float]:
@@ -93,7 +104,7 @@ def _parse_input(text: str, num_features: int) -> list[float]:
 
 
 def _predict(args) -> None:
-  workdir = _workdir(args.workdir)
+  workdir = _workdir(args.workdir, must_exist=True)
   from nn_jax import data, parallel, tasks, train
   from nn_jax.evaluation import Evaluator
   config, model, variables = train.restore_for_inference(workdir)
@@ -106,17 +117,18 @@ def _predict(args) -> None:
 
 
 def _sweep(args) -> None:
-  from nn_jax import sweep
+  from nn_jax import interrupt, sweep
   workdir = _workdir(args.workdir)
   configs = [config for _, point in sweep.expand(sweep.load_sweep(args.sweep)) for config in point]
   use_deterministic_ops(all(config.deterministic for config in configs))
-  if not sweep.run_sweep(args.sweep, workdir):
-    print("Sweep stopped; run the same command again to finish it.")
+  with interrupt.StopRequest() as stop:  # between runs too: a signal stops the sweep cleanly
+    if not sweep.run_sweep(args.sweep, workdir, stop):
+      print("Sweep stopped; run the same command again to finish it.")
 
 
 def _report(args) -> None:
   from nn_jax import report
-  root = _workdir(args.workdir)
+  root = _workdir(args.workdir, must_exist=True)
   if not root.is_dir():
     raise UserError(f"{args.workdir} does not exist; give a sweep's --workdir")
   print(report.write_report(root, args.metric, pathlib.Path(args.out) if args.out else None), end="")
@@ -132,6 +144,9 @@ def main(argv=None) -> int:
     args = _parser().parse_args(rest)
     if args.command != "train" and overrides:
       raise UserError(f"{args.command} takes no --config.* overrides")
+    if args.command in ("predict", "report"):
+      from nn_jax import interrupt
+      interrupt.stop_catching()  # nothing to save: signals act as usual
     {"train": lambda: _train(args, overrides), "predict": lambda: _predict(args),
      "sweep": lambda: _sweep(args), "report": lambda: _report(args)}[args.command]()
   except UserError as e:

@@ -34,13 +34,18 @@ def _load_file(spec: str) -> ml_collections.ConfigDict:
     raise UserError(f"config file {path!r} does not exist; pass e.g. --config experiments/house_mlp.py")
   module_spec = importlib.util.spec_from_file_location("nn_jax_experiment_config", path)
   module = importlib.util.module_from_spec(module_spec)
-  module_spec.loader.exec_module(module)
+  try:
+    module_spec.loader.exec_module(module)
+  except Exception as e:  # the file is the user's code: its error is reported, in one line
+    raise UserError(f"config file {path} raised {type(e).__name__}: {e}; fix the file") from e
   if not hasattr(module, "get_config"):
     raise UserError(f"config file {path!r} defines no get_config()")
   try:
     return module.get_config(arg) if arg else module.get_config()
   except (ValueError, TypeError) as e:  # e.g. an unknown variant after the colon
     raise UserError(f"config {spec}: {e}") from e
+  except Exception as e:
+    raise UserError(f"config {spec}: get_config() raised {type(e).__name__}: {e}; fix the file") from e
 
 
 def check_key(config: ml_collections.ConfigDict, key: str) -> None:
@@ -147,6 +152,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
   _require(config.dataset.name in data.DATASETS,
            f"config.dataset.name {config.dataset.name!r} is not one of {', '.join(sorted(data.DATASETS))}")
   _require(config.loss in tasks.TASKS, f"config.loss {config.loss!r} is not one of {', '.join(sorted(tasks.TASKS))}")
+  _check_fit(config)
   _require(config.log_every_epochs > 0, f"config.log_every_epochs must be positive, got {config.log_every_epochs}")
   _require(config.checkpoint_every_epochs >= 0,
            f"config.checkpoint_every_epochs must be >= 0 (0 = only at the end), got {config.checkpoint_every_epochs}")
@@ -167,6 +173,28 @@ def validate(config: ml_collections.ConfigDict) -> None:
   _require(not (config.batch_size and config.microbatch_size) or config.batch_size % config.microbatch_size == 0,
            f"config.microbatch_size {config.microbatch_size} does not divide config.batch_size {config.batch_size}; "
            f"use a divisor of it, or 0 to let the backend choose")
+
+
+def _check_fit(config: ml_collections.ConfigDict) -> None:
+  """Model, dataset, loss and the metrics a config names must fit one another."""
+  spec, task = data.DATASETS[config.dataset.name], tasks.TASKS[config.loss]
+  fields = data.fields(config.dataset)
+  spec.check(fields)
+  _require(task.kind == spec.kind, f"config.loss {config.loss!r} is for {task.kind} targets, but "
+           f"{config.dataset.name} has {spec.kind} targets; use one of "
+           f"{', '.join(name for name, t in tasks.TASKS.items() if t.kind == spec.kind)}")
+  input_shape = tuple(spec.input_shape(fields))
+  models.check(config.model, input_shape, spec.outputs)
+  metrics = [f"{split}/{name}" for split in spec.splits for name in task.metric_names]
+  for key in ("checkpoint_best_metric", "target_metric"):
+    _require(not config[key] or config[key] in metrics,
+             f"config.{key} {config[key]!r} is not a metric this run records; use one of {', '.join(metrics)}")
+  for example in config.predict_examples:
+    _require(len(input_shape) == 1 and len(example) == input_shape[0],
+             f"config.predict_examples: {tuple(example)} must be {input_shape[0]} numbers, one per input feature"
+             if len(input_shape) == 1 else
+             f"config.predict_examples: {config.dataset.name}'s inputs have shape {input_shape}; predictions "
+             f"from raw values take flat feature vectors only, so leave predict_examples empty")
 
 
 def base_config() -> ml_collections.ConfigDict:

@@ -236,6 +236,10 @@ class EpochLoop:
     """Yields [[(epoch, train metrics), ...] per seed] after each chunk of epochs; `self.state` is then
     that chunk's end state. Returns early, after saving, when `stop` is requested."""
     while self.epoch < self.config.num_epochs:
+      if stop.requested:  # asked before this chunk began (during start-up, say): nothing new to save
+        self.save(force=True)
+        self.stopped_by = stop.reason
+        return
       rows = self._full_batch_chunk() if self.full_batch else self._epoch(stop)
       if rows is None:
         return

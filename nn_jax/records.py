@@ -1,8 +1,16 @@
-"""The run directory's records: config.json, metrics.jsonl, TensorBoard events, summary.json."""
+"""The run directory's records: config.json, metrics.jsonl, TensorBoard events, summary.json.
+
+Every whole-file write is atomic (a temporary file, fsynced, then renamed), so
+a kill leaves the old file or the new one, never half of one. metrics.jsonl
+grows by appended lines; a torn last line (a kill mid-append) is dropped with a
+warning when the file is read.
+"""
 
 import json
+import os
 import pathlib
 import shutil
+import sys
 
 import ml_collections
 from flax import traverse_util
@@ -12,9 +20,12 @@ from nn_jax.errors import UserError
 
 
 def write_text_atomically(path: pathlib.Path, text: str) -> None:
-  """A reader (or a run killed mid-write) never sees half a file: written aside, then renamed."""
+  """A reader (or a run killed mid-write) never sees half a file: written aside, synced, then renamed."""
   partial = path.with_suffix(path.suffix + ".part")
-  partial.write_text(text)
+  with open(partial, "w") as f:
+    f.write(text)
+    f.flush()
+    os.fsync(f.fileno())
   partial.replace(path)
 
 
@@ -37,10 +48,21 @@ def write_config(workdir: pathlib.Path, config: ml_collections.ConfigDict) -> No
 
 
 def read_metrics(workdir: pathlib.Path) -> list[dict]:
+  """metrics.jsonl's rows; a torn or garbled last line (a kill mid-append) is dropped with a warning."""
   path = workdir / "metrics.jsonl"
   if not path.exists():
     return []
-  return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+  lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
+  rows = []
+  for number, line in enumerate(lines, 1):
+    try:
+      rows.append(json.loads(line))
+    except json.JSONDecodeError:
+      if number < len(lines):
+        raise UserError(f"{path} line {number} is not JSON, and later lines follow it: the file was edited or "
+                        f"damaged; restore it or remove the run directory") from None
+      print(f"Warning: dropped the torn last line of {path} (a write the run did not finish).", file=sys.stderr)
+  return rows
 
 
 class MetricsLog:
@@ -86,4 +108,6 @@ def read_config(workdir: pathlib.Path) -> dict:
   try:
     return json.loads(path.read_text())
   except json.JSONDecodeError as e:
-    raise UserError(f"{path} is not valid JSON ({e.msg} at line {e.lineno}); restore it from the config file")
+    raise UserError(f"{path} is not valid JSON ({e.msg} at line {e.lineno}); restore it from the config file") from None
+  except UnicodeDecodeError:
+    raise UserError(f"{path} is not text (binary data); restore it from the config file") from None

@@ -24,6 +24,19 @@ def find_runs(root: pathlib.Path) -> list[pathlib.Path]:
   return sorted(path.parent for path in root.rglob("summary.json") if (path.parent / "config.json").is_file())
 
 
+def find_diverged(root: pathlib.Path) -> list[tuple[pathlib.Path, str]]:
+  """(run directory, message) of every run below `root` that diverged: no final metrics, but a record."""
+  diverged = []
+  for path in sorted(root.rglob("status.json")):
+    try:
+      status = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError):
+      continue
+    if status.get("status") == "diverged":
+      diverged.append((path.parent, status.get("message", "")))
+  return diverged
+
+
 def load_run(workdir: pathlib.Path) -> dict:
   config = records.flatten(records.read_config(workdir))
   summary = json.loads((workdir / "summary.json").read_text())
@@ -73,7 +86,9 @@ def write_report(root: pathlib.Path, metric: str = "", out: pathlib.Path | None 
   out = out or root
   runs = [load_run(workdir) for workdir in find_runs(root)]
   if not runs:
-    raise UserError(f"no finished runs (folders with summary.json and config.json) below {root}")
+    diverged = len(find_diverged(root))
+    raise UserError(f"no finished runs (folders with summary.json and config.json) below {root}"
+                    + (f"; {diverged} diverged" if diverged else ""))
   metric = metric or default_metric(runs)
   metric_names = sorted({name for run in runs for name in run["final"]})
   if "/" not in metric:  # checked before anything is written
@@ -100,6 +115,10 @@ def write_report(root: pathlib.Path, metric: str = "", out: pathlib.Path | None 
     lines.append(f"| {label} | {len(members)} | " + " | ".join(cells) +
                  f" | {mean_std([run['train_seconds'] for run in members])} |")
   table = "\n".join(lines) + "\n"
+  diverged = find_diverged(root)
+  if diverged:
+    table += "\nDiverged, so no final metrics:\n\n" + "".join(
+        f"- {workdir.relative_to(root)}: {message.split(';')[0]}\n" for workdir, message in diverged)
   note = (" Seeds trained together as one vmapped program each report the group's training time divided by "
           "their count." if any(run["vectorized"] for run in runs) else "")
   (out / "results.md").write_text(

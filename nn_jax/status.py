@@ -22,7 +22,7 @@ class RunStatus:
     if self.path.is_file():
       try:
         self.fields.update(json.loads(self.path.read_text()))
-      except json.JSONDecodeError:
+      except (json.JSONDecodeError, UnicodeDecodeError):
         pass  # rewritten below; the checkpoints, not this file, decide where a run resumes
 
   def start(self) -> None:

@@ -19,8 +19,10 @@ import os
 import pathlib
 
 from nn_jax import config as config_lib
-from nn_jax import train
+from nn_jax import records, train
 from nn_jax.errors import UserError
+from nn_jax.lock import RunLock
+from nn_jax.loop import Diverged
 
 SWEEP_KEYS = {"config", "overrides", "axes", "seeds", "vectorize_seeds"}
 
@@ -30,12 +32,23 @@ def load_sweep(path: str) -> dict:
     raise UserError(f"sweep file {path!r} does not exist; pass e.g. --sweep experiments/sweeps/rnn_cells.py")
   spec = importlib.util.spec_from_file_location("nn_jax_sweep", path)
   module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  sweep = module.get_sweep()
+  try:
+    spec.loader.exec_module(module)
+    sweep = module.get_sweep()
+  except Exception as e:  # the file is the user's code: its error is reported, in one line
+    raise UserError(f"sweep file {path} raised {type(e).__name__}: {e}; fix the file") from e
   unknown = set(sweep) - SWEEP_KEYS
-  if unknown or "config" not in sweep or not sweep.get("seeds"):
+  if unknown or "config" not in sweep or "seeds" not in sweep:
     raise UserError(f"sweep {path}: get_sweep() must return config, seeds and optionally overrides, axes, "
                     f"vectorize_seeds (unknown: {', '.join(sorted(unknown)) or 'none'})")
+  seeds = list(sweep["seeds"])
+  if not seeds:
+    raise UserError(f"sweep {path}: seeds is empty; give at least one seed")
+  if len(set(seeds)) < len(seeds):
+    raise UserError(f"sweep {path}: seeds {seeds} repeat a seed; each seed gets one run directory, give each once")
+  for key, values in sweep.get("axes", {}).items():
+    if not values:
+      raise UserError(f"sweep {path}: axis {key!r} has no values, so the grid is empty; give it at least one")
   return sweep
 
 
@@ -64,27 +77,62 @@ def _status(workdir: pathlib.Path) -> str:
     return "new"
 
 
-def run_sweep(sweep_path: str, root: pathlib.Path) -> bool:
-  """Runs what is missing of the sweep; returns False when a signal stopped it."""
+def _check_unchanged(expanded, root: pathlib.Path) -> None:
+  """Refuses, before any training, a sweep whose edited file would resume runs trained with other configs."""
+  changed = []
+  for point, configs in expanded:
+    for config in configs:
+      workdir = root / point_name(point) / f"seed_{config.seed}"
+      try:
+        train.check_resumable(config, workdir)
+      except UserError:
+        changed.append(str(workdir.relative_to(root)))
+  if changed:
+    raise UserError(f"the sweep's configs changed since these runs trained: {', '.join(changed[:4])}"
+                    f"{' ...' if len(changed) > 4 else ''}; remove them to retrain, restore the sweep file, or "
+                    f"use a new --workdir")
+
+
+def run_sweep(sweep_path: str, root: pathlib.Path, stop=None) -> bool:
+  """Runs what is missing of the sweep; returns False when a signal stopped it (`stop`: an
+  interrupt.StopRequest, checked between runs too). A diverging point is recorded as diverged (its
+  status.json; the report lists it) and the sweep goes on."""
   sweep = load_sweep(sweep_path)
   expanded = expand(sweep)
+  _check_unchanged(expanded, root)
   root.mkdir(parents=True, exist_ok=True)
-  (root / "sweep.json").write_text(json.dumps({"sweep": sweep_path, **sweep}, indent=2, default=str) + "\n")
-  for point, configs in expanded:
-    name = point_name(point)
-    workdirs = [root / name / f"seed_{config.seed}" for config in configs]
-    todo = [(c, w) for c, w in zip(configs, workdirs) if _status(w) != "done"]
-    print(f"== {name}: {len(configs) - len(todo)} of {len(configs)} runs done", flush=True)
-    if sweep.get("vectorize_seeds", True) and len(todo) > 1:
-      try:
-        if train.train([c for c, _ in todo], [w for _, w in todo]) is None:
-          return False
-        continue
-      except train.CannotVectorize as reason:
-        print(f"Seeds of {name} run one by one: {reason}", flush=True)
-    for config, workdir in todo:
-      if _status(workdir) == "done":
-        continue
-      if train.train_and_evaluate(config, workdir) is None:
+  lock = RunLock(root)
+  try:
+    records.write_text_atomically(root / "sweep.json",
+                                  json.dumps({"sweep": sweep_path, **sweep}, indent=2, default=str) + "\n")
+    for point, configs in expanded:
+      if not _run_point(point, configs, root, sweep.get("vectorize_seeds", True), stop):
         return False
+    return True
+  finally:
+    lock.release()
+
+
+def _run_point(point, configs, root: pathlib.Path, vectorize: bool, stop) -> bool:
+  name = point_name(point)
+  workdirs = [root / name / f"seed_{config.seed}" for config in configs]
+  todo = [(c, w) for c, w in zip(configs, workdirs) if _status(w) not in ("done", "diverged")]
+  print(f"== {name}: {len(configs) - len(todo)} of {len(configs)} runs done", flush=True)
+  if stop is not None and stop.requested:
+    return False
+  if vectorize and len(todo) > 1:
+    try:
+      return train.train([c for c, _ in todo], [w for _, w in todo], stop=stop) is not None
+    except train.CannotVectorize as reason:
+      print(f"Seeds of {name} run one by one: {reason}", flush=True)
+  for config, workdir in todo:
+    if _status(workdir) in ("done", "diverged"):
+      continue
+    if stop is not None and stop.requested:
+      return False
+    try:
+      if train.train_and_evaluate(config, workdir, stop=stop) is None:
+        return False
+    except Diverged as e:
+      print(f"{workdir.relative_to(root)} diverged; the sweep goes on ({e})", flush=True)
   return True

@@ -16,8 +16,10 @@ from sklearn import metrics as sk_metrics
 
 @dataclasses.dataclass(frozen=True)
 class Task:
+  kind: str  # what targets it is for: regression, binary or multiclass (the dataset's kind)
   loss: Callable  # (outputs, targets) -> scalar mean over the batch
   metrics: Callable  # (outputs, targets) -> {"loss": ..., ...}
+  metric_names: tuple[str, ...]  # every metric an evaluated split gets (metrics and split metrics)
   split_metrics: Callable = lambda outputs, targets, target_scale: {}
   # The learning curve that loss.png shows: (metric name, y-axis label).
   curve: tuple[str, str] = ("loss", "Loss")
@@ -70,10 +72,11 @@ def _multiclass_metrics(logits, labels):
 
 TASKS = {
     # Half the mean squared error: its gradient is the article's update rule.
-    "half_mse": Task(_half_mse, _half_mse_metrics, _rmse_in_units, curve=("mse", "Loss (MSE)")),
-    "mse": Task(_mse, _mse_metrics, _rmse_in_units, curve=("loss", "Loss (MSE)")),
-    "sigmoid_binary_cross_entropy": Task(_binary_loss, _binary_metrics, _roc_auc,
-                                         curve=("loss", "Loss (binary cross-entropy)")),
-    "softmax_cross_entropy": Task(_multiclass_loss, _multiclass_metrics,
+    "half_mse": Task("regression", _half_mse, _half_mse_metrics, ("loss", "mse", "rmse"), _rmse_in_units,
+                     curve=("mse", "Loss (MSE)")),
+    "mse": Task("regression", _mse, _mse_metrics, ("loss", "rmse"), _rmse_in_units, curve=("loss", "Loss (MSE)")),
+    "sigmoid_binary_cross_entropy": Task("binary", _binary_loss, _binary_metrics, ("loss", "accuracy", "auc"),
+                                         _roc_auc, curve=("loss", "Loss (binary cross-entropy)")),
+    "softmax_cross_entropy": Task("multiclass", _multiclass_loss, _multiclass_metrics, ("loss", "accuracy"),
                                   curve=("loss", "Loss (categorical cross-entropy)")),
 }

@@ -7,8 +7,8 @@ its own ordinary run directory). `train_and_evaluate(config, workdir)` is the
 one-run form. A run resumes from its workdir's latest good checkpoint, exactly.
 """
 
+import contextlib
 import dataclasses
-import hashlib
 import pathlib
 import time
 
@@ -22,9 +22,10 @@ import optax
 import orbax.checkpoint
 
 from nn_jax import auto, data, interrupt, models, optim, parallel, plots, records, tasks
-from nn_jax.checkpoint import Checkpoints
+from nn_jax.checkpoint import Checkpoints, tree_digest
 from nn_jax.errors import UserError
 from nn_jax.evaluation import Evaluator
+from nn_jax.lock import RunLock
 from nn_jax.loop import Diverged, EpochLoop, batch_plan, due, ranked_metrics, seed_keys
 from nn_jax.status import RunStatus
 from nn_jax.step import TrainState, make_train_step
@@ -72,6 +73,14 @@ class SeedRun:
   checkpoints: Checkpoints
   log: records.MetricsLog | None = None
   time_to_target: dict | None = None
+  lock: "RunLock | None" = None
+
+  def close(self) -> None:
+    if self.log is not None:
+      self.log.close()
+    self.checkpoints.close()
+    if self.lock is not None:
+      self.lock.release()
 
 
 @dataclasses.dataclass
@@ -132,6 +141,11 @@ def _unstack(tree, index: int):
 def check_resumable(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> None:
   """Refuses to resume a workdir whose run had a different config, but for run-length fields."""
   if not (workdir / "config.json").exists():
+    checkpoints = workdir / "checkpoints"
+    if checkpoints.is_dir() and any(p.name.isdigit() for p in checkpoints.iterdir()) \
+        and not config.get("allow_config_change", False):
+      raise UserError(f"{workdir} holds checkpoints but no config.json, so nothing says which config trained them; "
+                      f"use a new --workdir, or pass --config.allow_config_change=True to resume it anyway")
     return
   saved = records.flatten(records.read_config(workdir))
   wanted = records.flatten(records.config_to_dict(config))
@@ -185,59 +199,91 @@ def setup(configs: list, workdirs: list, launch: float | None = None, initial_pa
   _, batch_size, _ = batch_plan(base.batch_size, num_examples)
   microbatches = microbatch_count(batch_size, resolved.microbatch_size)
 
-  primary = parallel.is_primary()
-  runs = []
-  for config, workdir in zip(configs, workdirs):
-    workdir.mkdir(parents=True, exist_ok=True)
-    runs.append(SeedRun(config, workdir, RunStatus(workdir, enabled=primary), Checkpoints(
-        workdir / "checkpoints", keep=config.keep_checkpoints, best_metric=config.checkpoint_best_metric,
-        best_mode=config.checkpoint_best_mode, asynchronous=config.checkpoint_async)))
-  replicated = parallel.replicated(mesh)
-  states, progresses = [], []
-  for run in runs:
-    state = jax.device_put(initial_state(run.config, model, dataset.input_shape, num_examples, initial_params),
-                           replicated)
-    state, progress = run.checkpoints.restore_latest_good(state, replicated)
-    states.append(state)
-    progresses.append(progress)
-  if len(runs) > 1 and len({json_key(p) for p in progresses}) > 1:
-    raise CannotVectorize("the seeds' checkpoints are at different positions")
-  if len(runs) == 1:
-    state, progress = states[0], progresses[0]
-  else:
-    state = jax.device_put(_stack(states), replicated)
-    progress = None if progresses[0] is None else {**progresses[0], "sums": [p["sums"] for p in progresses]}
-
-  print_model_summary(model, dataset.input_shape)
-  if microbatches > 1:
-    print(f"Each step accumulates its gradient over {microbatches} microbatches of {batch_size // microbatches} "
-          f"examples.")
-  if progress is not None:
-    print(f"Resuming from checkpoint at step {int(np.ravel(jax.device_get(state.step))[0])} "
-          f"(epoch {progress['epoch']}, batch {progress.get('batch', 0)}).")
-  if primary:
+  runs, state, progress = _open_runs(configs, workdirs, model, dataset.input_shape, num_examples, mesh,
+                                     initial_params)
+  try:  # from here on, every run directory records this start
+    primary = parallel.is_primary()
+    print_model_summary(model, dataset.input_shape)
+    if microbatches > 1:
+      print(f"Each step accumulates its gradient over {microbatches} microbatches of {batch_size // microbatches} "
+            f"examples.")
+    if progress is not None:
+      print(f"Resuming from checkpoint at step {int(np.ravel(jax.device_get(state.step))[0])} "
+            f"(epoch {progress['epoch']}, batch {progress.get('batch', 0)}).")
+    if primary:
+      for run in runs:
+        records.write_config(run.workdir, run.config)
     for run in runs:
-      records.write_config(run.workdir, run.config)
-  for run in runs:
-    run.status.start()
+      run.status.start()
 
-  def save(state, position: dict, metrics) -> None:
-    for s, run in enumerate(runs):
-      seed_state = state if len(runs) == 1 else _unstack(state, s)
-      seed_position = position if len(runs) == 1 else {**position, "sums": position["sums"][s]}
-      run.checkpoints.save(seed_state, seed_position, metrics[s] if metrics else None)
-      steps = int(seed_state.step)
-      run.status.update(steps_done=steps, epochs_done=position["epoch"], last_checkpoint_step=steps)
+    def save(state, position: dict, metrics) -> None:
+      for s, run in enumerate(runs):
+        seed_state = state if len(runs) == 1 else _unstack(state, s)
+        seed_position = position if len(runs) == 1 else {**position, "sums": position["sums"][s]}
+        run.checkpoints.save(seed_state, seed_position, metrics[s] if metrics else None)
+        steps = int(seed_state.step)
+        run.status.update(steps_done=steps, epochs_done=position["epoch"], last_checkpoint_step=steps)
 
-  train_step = make_train_step(task, type(model).rng_streams, microbatches)
-  on_device = resolved.data_on_device == "true"
-  loop = EpochLoop(resolved, *dataset.splits["train"], train_step, mesh, state, progress,
-                   [seed_keys(run.config.seed)["data"] for run in runs], "device" if on_device else "host",
-                   resolved.steps_per_dispatch, save)
-  for run in runs:
-    run.log = records.MetricsLog(run.workdir, resume_after_epoch=loop.epoch, enabled=primary)
-  evaluator = Evaluator(model, task, dataset, mesh, base.eval_batch_size, on_device)
-  return Session(resolved, choices, dataset, task, model, mesh, runs, loop, evaluator, timing, microbatches)
+    train_step = make_train_step(task, type(model).rng_streams, microbatches)
+    on_device = resolved.data_on_device == "true"
+    loop = EpochLoop(resolved, *dataset.splits["train"], train_step, mesh, state, progress,
+                     [seed_keys(run.config.seed)["data"] for run in runs], "device" if on_device else "host",
+                     resolved.steps_per_dispatch, save)
+    for run in runs:
+      run.log = records.MetricsLog(run.workdir, resume_after_epoch=loop.epoch, enabled=primary)
+    evaluator = Evaluator(model, task, dataset, mesh, base.eval_batch_size, on_device)
+    return Session(resolved, choices, dataset, task, model, mesh, runs, loop, evaluator, timing, microbatches)
+  except BaseException:
+    for run in runs:
+      run.close()
+    raise
+
+
+def _open_runs(configs, workdirs, model, input_shape, num_examples, mesh, initial_params):
+  """Each seed's run directory, locked, with its state restored from its latest good checkpoint; the
+  states stacked when there are several. Refuses (before anything is written) a checkpoint this config
+  cannot hold and a run already trained past config.num_epochs."""
+  primary = parallel.is_primary()
+  replicated = parallel.replicated(mesh)
+  runs, states, progresses = [], [], []
+  try:
+    for config, workdir in zip(configs, workdirs):
+      workdir.mkdir(parents=True, exist_ok=True)
+      lock = RunLock(workdir) if primary else None
+      runs.append(SeedRun(config, workdir, RunStatus(workdir, enabled=primary), Checkpoints(
+          workdir / "checkpoints", keep=config.keep_checkpoints, best_metric=config.checkpoint_best_metric,
+          best_mode=config.checkpoint_best_mode, asynchronous=config.checkpoint_async), lock=lock))
+    for run in runs:
+      state = jax.device_put(initial_state(run.config, model, input_shape, num_examples, initial_params), replicated)
+      reason = run.checkpoints.incompatibility(state)
+      if reason:  # refused before anything is restored, moved or written
+        raise UserError(f"{run.workdir}'s checkpoint cannot be resumed with this config: {reason}; use a new "
+                        f"--workdir (allow_config_change allows only changes the checkpoint can hold)")
+      state, progress = run.checkpoints.restore_latest_good(state, replicated)
+      if progress is not None and progress["epoch"] > run.config.num_epochs:
+        raise UserError(f"{run.workdir} has trained {progress['epoch']} epochs already; config.num_epochs "
+                        f"{run.config.num_epochs} would leave its summary claiming fewer; ask for at least "
+                        f"{progress['epoch']}, or use a new --workdir")
+      states.append(state)
+      progresses.append(progress)
+    if len(runs) > 1 and len({json_key(p) for p in progresses}) > 1:
+      # A kill between the seeds' saves: every seed goes back to the newest step they all saved.
+      common = min(int(s.step) if p is not None else 0 for s, p in zip(states, progresses))
+      for i, run in enumerate(runs):
+        if int(states[i].step) > common:
+          fresh = jax.device_put(initial_state(run.config, model, input_shape, num_examples, initial_params),
+                                 replicated)
+          states[i], progresses[i] = run.checkpoints.restore_latest_good(fresh, replicated, up_to=common)
+    if len(runs) > 1 and len({json_key(p) for p in progresses}) > 1:
+      raise CannotVectorize("the seeds' checkpoints are at different positions")
+  except BaseException:
+    for run in runs:
+      run.close()
+    raise
+  if len(runs) == 1:
+    return runs, states[0], progresses[0]
+  progress = None if progresses[0] is None else {**progresses[0], "sums": [p["sums"] for p in progresses]}
+  return runs, jax.device_put(_stack(states), replicated), progress
 
 
 def json_key(progress) -> str:
@@ -261,13 +307,15 @@ def variables_of(session: Session, seed_index: int) -> dict:
   return state.variables()
 
 
-def run_loop(session: Session) -> str:
+def run_loop(session: Session, stop=None) -> str:
   """Trains to the config's last epoch, logging, evaluating and checkpointing on the config's cadence.
-  Returns "" when done, or the signal's name when one stopped the run (saved and resumable)."""
+  Returns "" when done, or the signal's name when one stopped the run (saved and resumable). `stop`: an
+  interrupt.StopRequest already active (the CLI's, from start-up on); else one is made for the loop."""
   config, loop, runs = session.config, session.loop, session.runs
   eval_names = [name for name in session.dataset.splits if name != "train"]
   target_split, _, target_name = config.target_metric.partition("/")
-  with interrupt.StopRequest() as stop:
+  with contextlib.ExitStack() as stack:
+    stop = stop or stack.enter_context(interrupt.StopRequest())
     for rows in loop.run(stop):
       for run, seed_rows in zip(runs, rows):
         for epoch, metrics in seed_rows:
@@ -338,7 +386,7 @@ def finish(session: Session) -> list[dict]:
         "phases": timing.phases(time.perf_counter() - timing.wall_start, seeds),
         "microbatches": session.microbatches,
         "resolved": session.choices,
-        "params_digest": params_digest(variables["params"]),
+        "params_digest": tree_digest(variables["params"]),
         **environment(),
     }
     if seeds > 1:  # its seconds are the group's divided by the seeds
@@ -373,22 +421,22 @@ def finish(session: Session) -> list[dict]:
 
 def close(session: Session) -> None:
   for run in session.runs:
-    if run.log is not None:
-      run.log.close()
-    run.checkpoints.close()
+    run.close()
 
 
-def train(configs: list, workdirs: list, launch: float | None = None, initial_params=None) -> list[dict] | None:
+def train(configs: list, workdirs: list, launch: float | None = None, initial_params=None,
+          stop=None) -> list[dict] | None:
   """Trains each config into its workdir (several: seeds of one config, vmapped) and returns their summaries.
 
   Returns None when a signal stopped the run (saved and resumable). Raises Diverged when a loss or
   gradient becomes NaN or Inf (one seed), CannotVectorize when vectorized seeds cannot go on
   together (a seed diverged, checkpoints at different positions): run them one by one then.
-  `launch` is the time.time() time-to-target counts from (default: now).
+  `launch` is the time.time() time-to-target counts from (default: now); `stop` an active
+  interrupt.StopRequest (the CLI's, so that a signal during start-up stops cleanly too).
   """
   session = setup(configs, [pathlib.Path(w) for w in workdirs], launch, initial_params)
   try:
-    stopped_by = run_loop(session)
+    stopped_by = run_loop(session, stop)
   except Diverged as e:
     if len(session.runs) > 1:
       raise CannotVectorize(f"seed {session.runs[e.seed_index].config.seed} diverged ({e})") from e
@@ -408,9 +456,9 @@ def train(configs: list, workdirs: list, launch: float | None = None, initial_pa
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir, launch: float | None = None,
-                       initial_params=None) -> dict | None:
+                       initial_params=None, stop=None) -> dict | None:
   """Trains one config into `workdir`; its summary, or None when a signal stopped it."""
-  summaries = train([config], [workdir], launch, initial_params)
+  summaries = train([config], [workdir], launch, initial_params, stop)
   return None if summaries is None else summaries[0]
 
 
@@ -433,14 +481,6 @@ def environment() -> dict:
   return {"backend": jax.default_backend(), "device_kind": device.device_kind, "device_count": jax.device_count(),
           "versions": {"jax": jax.__version__, "flax": flax.__version__, "optax": optax.__version__,
                        "orbax_checkpoint": orbax.checkpoint.__version__}}
-
-
-def params_digest(params) -> str:
-  """sha256 of every parameter's bytes in tree order: equal digests, bit-identical parameters."""
-  digest = hashlib.sha256()
-  for leaf in jax.tree_util.tree_leaves(jax.device_get(params)):
-    digest.update(np.ascontiguousarray(leaf).tobytes())
-  return digest.hexdigest()
 
 
 def restore_for_inference(workdir: pathlib.Path):

@@ -76,3 +76,46 @@ def test_keeps_the_latest_n_and_the_best(tmp_path):
     checkpoints.save(_state(0).replace(step=step), {"epoch": step}, {"test/accuracy": accuracy})
   checkpoints.close()
   assert sorted(int(p.name) for p in tmp_path.iterdir() if p.name.isdigit()) == [2, 4]
+
+
+def _flip_bytes_in_the_stored_arrays(step_dir, item="params", count=1):
+  """The reproduction: `count` bytes from 70% of the largest file of the item's array data, flipped."""
+  files = [p for p in (step_dir / item / "ocdbt.process_0" / "d").iterdir() if p.is_file()]
+  largest = max(files, key=lambda p: p.stat().st_size)
+  data = bytearray(largest.read_bytes())
+  start = int(len(data) * 0.7)
+  for i in range(start, start + count):
+    data[i] ^= 0x01
+  largest.write_bytes(bytes(data))
+
+
+def _trained(step):
+  """A state whose every item holds distinct values (Adam's moments are zeros before any step)."""
+  state = _state(0)
+  noise = lambda tree: jax.tree_util.tree_map(
+      lambda a: a + np.linspace(0.1, 1.0, a.size, dtype=np.float32).reshape(a.shape) if a.dtype == np.float32 else a,
+      tree)
+  return state.replace(step=step, params=noise(state.params), opt_state=noise(state.opt_state))
+
+
+@pytest.mark.parametrize("item,count", [("params", 1), ("opt_state", 64)])
+def test_flipped_bytes_in_the_array_data_fail_the_checksum_and_the_previous_checkpoint_is_used(tmp_path, capsys,
+                                                                                                item, count):
+  checkpoints = Checkpoints(tmp_path / "checkpoints")
+  for step in (1, 2):
+    checkpoints.save(_trained(step), {"epoch": step})
+  checkpoints.close()
+  _flip_bytes_in_the_stored_arrays(tmp_path / "checkpoints" / "2", item, count)
+  sharding = parallel.replicated(parallel.make_mesh())
+  restored, progress = Checkpoints(tmp_path / "checkpoints").restore_latest_good(_state(1), sharding)
+  assert int(restored.step) == 1 and progress == {"epoch": 1}
+  assert "Warning: checkpoint 2 is unreadable" in capsys.readouterr().out
+
+
+def test_predict_refuses_a_checkpoint_that_fails_its_checksum(tmp_path):
+  checkpoints = Checkpoints(tmp_path)
+  checkpoints.save(_trained(1), {"epoch": 1})
+  checkpoints.close()
+  _flip_bytes_in_the_stored_arrays(tmp_path / "1")
+  with pytest.raises(UserError, match="checkpoint 1 under .* fails its checksum"):
+    Checkpoints(tmp_path, read_only=True).restore_variables(parallel.replicated(parallel.make_mesh()))

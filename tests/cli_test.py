@@ -115,3 +115,14 @@ def test_predict_with_a_garbled_config_is_one_line(tmp_path, capsys):
   (tmp_path / "config.json").write_text("{not json")
   assert cli.main(["predict", "--workdir", str(tmp_path), "--input", "110,7"]) == 2
   assert "is not valid JSON" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("workdir,message", [
+    ("", "--workdir is empty"),
+    ("README.md/run", "which is a file"),
+    ("/proc/nn_jax_run", "cannot be written to"),
+])
+def test_an_unusable_workdir_is_one_line(capsys, workdir, message):
+  assert cli.main(["train", "--config", HOUSE, "--workdir", workdir]) == 2
+  err = capsys.readouterr().err
+  assert message in err and err.count("\n") == 1

@@ -51,3 +51,31 @@ def test_every_experiment_and_variant_loads_and_validates():
                "recurrent_series.py:simple", "recurrent_series.py:lstm", "recurrent_series.py:gru"):
     config = config_lib.load(str(ROOT / "experiments" / spec))
     assert config.name and config.model.name and config.dataset.name
+
+
+@pytest.mark.parametrize("spec,values,message", [
+    ("recurrent_series.py", {"model.units": 0}, "config.model.units must be positive"),
+    ("recurrent_series.py", {"dataset.window": 0}, "config.dataset.window must be at least 1"),
+    ("fnn_binary.py", {"dataset.test_fraction": 1.5}, "test_fraction must lie strictly between 0 and 1"),
+    ("house_mlp.py", {"model.name": "cnn"}, "'cnn' reads images (height, width, channels), but this dataset's"),
+    ("house_mlp.py", {"loss": "softmax_cross_entropy"}, "is for multiclass targets, but house_prices has regression"),
+    ("cnn_mnist.py", {"checkpoint_best_metric": "test/auc"}, "'test/auc' is not a metric this run records"),
+    ("cnn_mnist.py", {"target_metric": "validation/accuracy"}, "is not a metric this run records"),
+    ("house_mlp.py", {"predict_examples": ((110.0, 7.0, 1.0),)}, "(110.0, 7.0, 1.0) must be 2 numbers"),
+    ("cnn_mnist.py", {"model.dense_dropout": 1.0}, "dense_dropout must lie in [0, 1)"),
+    ("cnn_mnist.py", {"model.num_classes": 2}, "the model gives 2 outputs but this dataset needs 10"),
+])
+def test_what_a_config_can_get_wrong_is_refused_up_front(spec, values, message):
+  with pytest.raises(UserError) as error:
+    config_lib.load(str(ROOT / "experiments" / spec), values)
+  assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_a_config_file_that_raises_is_one_line(tmp_path):
+  broken = tmp_path / "broken.py"
+  broken.write_text("import nothing_of_that_name\n")
+  with pytest.raises(UserError, match="config file .*broken.py raised ModuleNotFoundError"):
+    config_lib.load(str(broken))
+  broken.write_text("def get_config():\n  return 1 / 0\n")
+  with pytest.raises(UserError, match="get_config\\(\\) raised ZeroDivisionError"):
+    config_lib.load(str(broken))

@@ -247,3 +247,88 @@ def test_epoch_checkpoints_do_not_wait_for_the_log_interval(tmp_path):
   result = cli(tmp_path, "--config.log_every_epochs=3", "--config.checkpoint_every_steps=0")
   assert result.returncode == 0, result.stderr
   assert sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit()) == [14, 28, 42]
+
+
+# --- Nothing lost, nothing silent --------------------------------------------------------------------------
+
+
+def _one_line(result):
+  return result.stderr.strip().count("\n") == 0 and result.stderr.startswith("nn_jax: error: ")
+
+
+def test_a_flipped_byte_in_a_checkpoint_is_caught_by_its_checksum(tmp_path, uninterrupted):
+  assert faulty("kill_after_save", 3, tmp_path).returncode == -signal.SIGKILL  # saves at steps 5, 10, 14
+  params = tmp_path / "checkpoints" / "14" / "params" / "ocdbt.process_0" / "d"
+  largest = max(params.iterdir(), key=lambda p: p.stat().st_size)
+  data = bytearray(largest.read_bytes())
+  data[int(len(data) * 0.7)] ^= 0x01
+  largest.write_bytes(bytes(data))
+  predicted = subprocess.run([sys.executable, "-m", "nn_jax", "predict", "--workdir", str(tmp_path), "--input",
+                              ",".join(["0"] * 10)], capture_output=True, text=True, cwd=ROOT, timeout=120)
+  assert predicted.returncode == 1 and "fails its checksum" in predicted.stderr and _one_line(predicted)
+  resumed = cli(tmp_path)
+  assert resumed.returncode == 0, resumed.stderr
+  assert "Warning: checkpoint 14 is unreadable" in resumed.stdout and "at step 10" in resumed.stdout
+  assert_identical_runs(uninterrupted, tmp_path)
+
+
+def test_a_config_change_the_checkpoint_cannot_hold_is_refused_and_destroys_nothing(tmp_path, uninterrupted):
+  assert cli(tmp_path, "--config.num_epochs=1").returncode == 0
+  config_before = (tmp_path / "config.json").read_text()
+  steps_before = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
+  changed = cli(tmp_path, "--config.optimizer.name=sgd", "--config.allow_config_change=True")
+  assert changed.returncode == 2 and _one_line(changed)
+  assert "cannot be resumed with this config" in changed.stderr and "another optimizer" in changed.stderr
+  assert (tmp_path / "config.json").read_text() == config_before
+  assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == steps_before
+  assert not (tmp_path / "corrupt_checkpoints").exists()
+  assert cli(tmp_path).returncode == 0  # the original command still resumes
+  assert_identical_runs(uninterrupted, tmp_path)
+
+
+def test_none_readable_is_refused_every_time(tmp_path):
+  assert faulty("kill_after_save", 2, tmp_path).returncode == -signal.SIGKILL
+  for step in ("5", "10"):
+    _flip_bytes_in_params(tmp_path / "checkpoints" / step)
+  for _ in range(2):
+    result = cli(tmp_path)
+    assert result.returncode == 1 and _one_line(result)
+
+
+def test_a_second_writer_is_refused_naming_the_first(tmp_path):
+  first = subprocess.Popen([sys.executable, "-m", "nn_jax", "train", "--config", FNN, "--workdir", str(tmp_path),
+                            *RUN, "--config.num_epochs=50"], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+  for line in first.stdout:
+    if line.startswith("Epoch 1/"):
+      break
+  second = cli(tmp_path)
+  first.terminate()
+  first.wait(timeout=60)
+  first.stdout.close()
+  assert second.returncode == 2 and _one_line(second) and f"is in use by pid {first.pid}" in second.stderr
+
+
+def test_a_deleted_config_json_does_not_let_any_config_resume(tmp_path):
+  assert cli(tmp_path, "--config.num_epochs=1").returncode == 0
+  (tmp_path / "config.json").unlink()
+  result = cli(tmp_path, "--config.optimizer.learning_rate=0.5")
+  assert result.returncode == 2 and "holds checkpoints but no config.json" in result.stderr
+
+
+def test_fewer_epochs_than_a_run_has_trained_is_refused(tmp_path, uninterrupted):
+  assert cli(tmp_path).returncode == 0
+  result = cli(tmp_path, "--config.num_epochs=1")
+  assert result.returncode == 2 and "has trained 3 epochs already" in result.stderr
+  assert json.loads((tmp_path / "summary.json").read_text())["epochs"] == 3
+
+
+def test_sigterm_during_start_up_stops_cleanly(tmp_path, uninterrupted):
+  process = subprocess.Popen([sys.executable, "-m", "nn_jax", "train", "--config", FNN, "--workdir", str(tmp_path),
+                              *RUN], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+  time.sleep(1.0)  # importing, well before the first step
+  process.send_signal(signal.SIGTERM)
+  out, err = process.communicate(timeout=120)
+  assert process.returncode == 0, err
+  assert "Stopped by SIGTERM" in out and status_of(tmp_path)["status"] == "preempted"
+  assert cli(tmp_path).returncode == 0
+  assert_identical_runs(uninterrupted, tmp_path)

@@ -111,3 +111,16 @@ def test_checksums_are_the_ones_tfds_registers():
   registered = importlib.resources.files("tensorflow_datasets").joinpath("url_checksums/mnist.txt").read_text()
   for name, sha256 in mnist_files.OFFICIAL_FILES.items():
     assert f"{sha256}\t{name}" in registered
+
+
+@pytest.mark.slow
+@needs_shared_tfds
+def test_a_damaged_prepared_copy_is_one_line_naming_it_and_the_remedy(tmp_path):
+  shutil.copytree(SHARED_TFDS / "mnist", tmp_path / "mnist")
+  record = next((tmp_path / "mnist" / "3.0.1").glob("mnist-train.array_record*"))
+  record.chmod(0o644)
+  record.write_bytes(record.read_bytes()[: record.stat().st_size // 2])
+  with pytest.raises(UserError) as error:
+    mnist.load(data_dir=str(tmp_path), cache_dir="none")
+  message = str(error.value)
+  assert str(tmp_path / "mnist" / "3.0.1") in message and "delete that folder" in message and "\n" not in message

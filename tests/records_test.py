@@ -59,3 +59,24 @@ def test_a_missing_or_garbled_config_is_one_line(tmp_path):
   (tmp_path / "config.json").write_text("{not json")
   with pytest.raises(UserError, match="is not valid JSON"):
     records.read_config(tmp_path)
+
+
+def test_a_torn_last_line_is_dropped_with_a_warning_not_fatal(tmp_path, capsys):
+  (tmp_path / "metrics.jsonl").write_text('{"epoch": 1, "split": "train", "loss": 1.0}\n{"epoch": 2, "spl')
+  assert records.read_metrics(tmp_path) == [{"epoch": 1, "split": "train", "loss": 1.0}]
+  assert "dropped the torn last line" in capsys.readouterr().err
+  log = records.MetricsLog(tmp_path, resume_after_epoch=1)  # a resumed run rewrites the file whole
+  log.close()
+  assert (tmp_path / "metrics.jsonl").read_text() == '{"epoch": 1, "split": "train", "loss": 1.0}\n'
+
+
+def test_a_garbled_line_before_others_is_a_clear_error(tmp_path):
+  (tmp_path / "metrics.jsonl").write_text('{"epoch": 1}\nGARBAGE\n{"epoch": 2}\n')
+  with pytest.raises(UserError, match="line 2 is not JSON"):
+    records.read_metrics(tmp_path)
+
+
+def test_a_binary_config_is_one_line(tmp_path):
+  (tmp_path / "config.json").write_bytes(bytes(range(256)))
+  with pytest.raises(UserError, match="is not text"):
+    records.read_config(tmp_path)

@@ -28,3 +28,9 @@ def test_a_garbled_status_is_rewritten_not_fatal(tmp_path):
 def test_only_the_primary_process_writes(tmp_path):
   RunStatus(tmp_path, enabled=False).start()
   assert not (tmp_path / "status.json").exists()
+
+
+def test_a_binary_status_is_rewritten_not_fatal(tmp_path):
+  (tmp_path / "status.json").write_bytes(bytes(range(256)))
+  RunStatus(tmp_path).start()
+  assert json.loads((tmp_path / "status.json").read_text())["status"] == "running"

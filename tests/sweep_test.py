@@ -2,14 +2,17 @@
 
 import csv
 import json
+import random
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
 from conftest import ROOT
 from nn_jax import cli, report, sweep
+from nn_jax.errors import UserError
 
 
 SWEEP = '''
@@ -84,3 +87,129 @@ def test_a_sweep_trains_each_points_seeds_as_one_program(tmp_path, quiet_progres
   for seed in (0, 1):
     summary = json.loads((tmp_path / "s" / "hidden_units-(2,)" / f"seed_{seed}" / "summary.json").read_text())
     assert summary["vectorized_seeds"] == 2
+
+
+@pytest.mark.parametrize("text,message", [
+    (SWEEP.replace('"seeds": [0, 1]', '"seeds": [0, 0]'), "repeat a seed"),
+    (SWEEP.replace('"seeds": [0, 1]', '"seeds": []'), "seeds is empty"),
+    (SWEEP.replace("[(2,), (4,), (8,)]", "[]"), "has no values, so the grid is empty"),
+    ("def get_sweep():\n  return 1 / 0\n", "raised ZeroDivisionError"),
+])
+def test_a_bad_sweep_file_is_one_line_before_anything_runs(tmp_path, capsys, text, message):
+  sweep_file = tmp_path / "bad.py"
+  sweep_file.write_text(text)
+  assert cli.main(["sweep", "--sweep", str(sweep_file), "--workdir", str(tmp_path / "s")]) == 2
+  err = capsys.readouterr().err
+  assert message in err and err.count("\n") == 1
+  assert not (tmp_path / "s").exists()
+
+
+DIVERGING = '''
+def get_sweep():
+  return {"config": "experiments/fnn_binary.py",
+          "overrides": {"num_epochs": 2, "progress": False, "checkpoint_min_interval_seconds": 0.0},
+          "axes": {"optimizer.learning_rate": [1e9, 1e-3]},
+          "seeds": [0]}
+'''
+
+
+@pytest.mark.slow
+def test_a_diverging_point_is_recorded_and_the_sweep_goes_on(tmp_path, quiet_progress):
+  sweep_file = tmp_path / "diverging.py"
+  sweep_file.write_text(DIVERGING)
+  root = tmp_path / "s"
+  assert sweep.run_sweep(str(sweep_file), root)
+  assert json.loads((root / "learning_rate-1000000000.0" / "seed_0" / "status.json").read_text())["status"] == "diverged"
+  assert (root / "learning_rate-0.001" / "seed_0" / "summary.json").is_file()  # the next point ran
+  assert sweep.run_sweep(str(sweep_file), root)  # rerunning does not abort on it either
+  table = report.write_report(root)
+  assert "Diverged, so no final metrics:" in table and "learning_rate-1000000000.0/seed_0: training diverged" in table
+
+
+@pytest.mark.slow
+def test_an_edited_sweep_is_refused_naming_the_points_whose_config_changed(tmp_path, quiet_progress):
+  sweep_file = tmp_path / "tiny.py"
+  sweep_file.write_text(SWEEP.replace("[(2,), (4,), (8,)]", "[(2,)]"))
+  root = tmp_path / "s"
+  assert sweep.run_sweep(str(sweep_file), root)
+  sweep_file.write_text(SWEEP.replace("[(2,), (4,), (8,)]", "[(2,)]").replace('"num_epochs": 200', '"num_epochs": 200, '
+                                                                               '"optimizer.learning_rate": 0.1'))
+  with pytest.raises(UserError, match="configs changed since these runs trained: hidden_units-\\(2,\\)/seed_0"):
+    sweep.run_sweep(str(sweep_file), root)
+
+
+KILLABLE = '''
+def get_sweep():
+  return {"config": "experiments/fnn_binary.py",
+          "overrides": {"num_epochs": 2, "progress": False, "checkpoint_every_steps": 5,
+                        "checkpoint_min_interval_seconds": 0.0, "keep_checkpoints": 10},
+          "seeds": [0, 1, 2]}
+'''
+
+
+def _digests(root):
+  return {p.parent.name: (json.loads(p.read_text())["params_digest"], (p.parent / "metrics.jsonl").read_text())
+          for p in sorted(root.rglob("summary.json"))}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("nth_save", [4, 8])  # kills between the seeds' saves of one step (4) and after a whole one
+def test_a_killed_sweep_resumes_vectorized_and_ends_bit_identical(tmp_path, nth_save):
+  sweep_file = tmp_path / "killable.py"
+  sweep_file.write_text(KILLABLE)
+  command = ["sweep", "--sweep", str(sweep_file), "--workdir"]
+  unkilled = subprocess.run([sys.executable, "-m", "nn_jax", *command, str(tmp_path / "a")], capture_output=True,
+                            text=True, cwd=ROOT, timeout=300)
+  assert unkilled.returncode == 0, unkilled.stderr
+  killed = subprocess.run([sys.executable, str(ROOT / "tests" / "fault_injection.py"), "kill_after_save",
+                           str(nth_save), "--", *command, str(tmp_path / "b")], capture_output=True, text=True,
+                          cwd=ROOT, timeout=300)
+  assert killed.returncode == -signal.SIGKILL and "FAULT" in killed.stdout
+  resumed = subprocess.run([sys.executable, "-m", "nn_jax", *command, str(tmp_path / "b")], capture_output=True,
+                           text=True, cwd=ROOT, timeout=300)
+  assert resumed.returncode == 0, resumed.stderr
+  assert "Resuming from checkpoint" in resumed.stdout and "one by one" not in resumed.stdout  # vectorized again
+  assert _digests(tmp_path / "a") == _digests(tmp_path / "b") and len(_digests(tmp_path / "a")) == 3
+
+
+@pytest.mark.slow
+def test_sigterm_between_or_during_points_stops_the_sweep_cleanly(tmp_path):
+  sweep_file = tmp_path / "tiny.py"
+  sweep_file.write_text(SWEEP)
+  root = tmp_path / "sweep"
+  command = [sys.executable, "-m", "nn_jax", "sweep", "--sweep", str(sweep_file), "--workdir", str(root)]
+  process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+  for line in process.stdout:
+    if line.startswith("== hidden_units-(4,)"):
+      process.send_signal(signal.SIGTERM)
+      break
+  out, err = process.communicate(timeout=120)
+  assert process.returncode == 0, err
+  assert "Sweep stopped; run the same command again" in out
+  assert not (root / "hidden_units-(8,)").exists()  # the later points never started
+  finished = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=300)
+  assert finished.returncode == 0, finished.stderr
+  assert len(list(root.rglob("summary.json"))) == 6
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_sweep_killed_at_a_random_moment_ends_bit_identical(tmp_path, seed):
+  sweep_file = tmp_path / "killable.py"
+  sweep_file.write_text(KILLABLE.replace('"num_epochs": 2', '"num_epochs": 6, "log_every_epochs": 1'))
+  command = [sys.executable, "-m", "nn_jax", "sweep", "--sweep", str(sweep_file), "--workdir"]
+  assert subprocess.run(command + [str(tmp_path / "a")], capture_output=True, cwd=ROOT, timeout=300).returncode == 0
+  process = subprocess.Popen(command + [str(tmp_path / "b")], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+  for line in process.stdout:
+    if line.startswith("Epoch 1/"):
+      time.sleep(random.Random(seed).uniform(0.0, 0.6))  # somewhere in the later epochs: a step, a save, a write
+      process.kill()
+      break
+  process.wait(timeout=60)
+  process.stdout.close()
+  assert process.returncode == -signal.SIGKILL
+  assert not (tmp_path / "b" / "base" / "seed_0" / "summary.json").exists()  # the kill cut the sweep short
+  resumed = subprocess.run(command + [str(tmp_path / "b")], capture_output=True, text=True, cwd=ROOT, timeout=300)
+  assert resumed.returncode == 0, resumed.stderr
+  assert "one by one" not in resumed.stdout
+  assert _digests(tmp_path / "a") == _digests(tmp_path / "b")

@@ -1,19 +1,63 @@
-"""Datasets by name. Adding one: a module with `load(**config.dataset) -> Dataset`, registered here."""
+"""Datasets by name. Adding one: a module with `load(**config.dataset) -> Dataset` and one `Spec` here.
+
+A Spec says what config validation needs to know before anything is loaded:
+the task kind the targets are for, the input shape a config's fields give, how
+many outputs a model needs, and the checks of the dataset's own fields.
+"""
+
+import dataclasses
+from typing import Callable
 
 import ml_collections
 
 from nn_jax.data import breast_cancer, house_prices, mnist, series
 from nn_jax.data.dataset import Dataset
+from nn_jax.errors import UserError
+
+
+def _fraction(fields: dict) -> None:
+  value = fields.get("test_fraction", 0.2)
+  if not 0 < value < 1:
+    raise UserError(f"config.dataset.test_fraction must lie strictly between 0 and 1, got {value}")
+
+
+def _window(fields: dict) -> None:
+  _fraction(fields)
+  if fields.get("window", 10) < 1:
+    raise UserError(f"config.dataset.window must be at least 1 step, got {fields.get('window')}")
+  if fields.get("num_points", 400) <= fields.get("window", 10) + 1:
+    raise UserError(f"config.dataset.num_points {fields.get('num_points')} leaves no windows of "
+                    f"{fields.get('window')} steps; use more points or a shorter window")
+
+
+def _examples(fields: dict) -> None:
+  for key in ("train_examples", "test_examples"):
+    if fields.get(key, 0) < 0:
+      raise UserError(f"config.dataset.{key} must be >= 0 (0 = all), got {fields[key]}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Spec:
+  load: Callable[..., Dataset]
+  kind: str  # the task kind its targets are for: regression, binary or multiclass
+  input_shape: Callable[[dict], tuple]  # one example's input shape, from the config's dataset fields
+  outputs: int  # the outputs a model needs: 1 value or logit, or one logit per class
+  check: Callable[[dict], None] = lambda fields: None  # raises UserError on a bad field
+  splits: tuple = ("train", "test")
+
 
 DATASETS = {
-    "house_prices": house_prices.load,
-    "mnist": mnist.load,
-    "breast_cancer": breast_cancer.load,
-    "sunspots": series.load_sunspots,
-    "noisy_sine": series.load_noisy_sine,
+    "house_prices": Spec(house_prices.load, "regression", lambda f: (2,), 1, splits=("train",)),
+    "mnist": Spec(mnist.load, "multiclass", lambda f: (28, 28, 1), 10, _examples),
+    "breast_cancer": Spec(breast_cancer.load, "binary", lambda f: (10,), 1, _fraction),
+    "sunspots": Spec(series.load_sunspots, "regression", lambda f: (f.get("window", 10), 1), 1, _window),
+    "noisy_sine": Spec(series.load_noisy_sine, "regression", lambda f: (f.get("window", 10), 1), 1, _window),
 }
 
 
+def fields(dataset_config: ml_collections.ConfigDict) -> dict:
+  return {k: v for k, v in dataset_config.items() if k != "name"}
+
+
 def load(dataset_config: ml_collections.ConfigDict) -> Dataset:
-  kwargs = {k: v for k, v in dataset_config.items() if k != "name"}
-  return DATASETS[dataset_config.name](**kwargs)
+  return DATASETS[dataset_config.name].load(**fields(dataset_config))

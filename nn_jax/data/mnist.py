@@ -104,7 +104,13 @@ def load(data_dir: str = "", manual_dir: str = "", mirror_url: str = "", train_e
   decoded = cache.read() if cache else None
   if decoded is None:
     sources = _sources(root, manual, mirror_url)
-    decoded = {split: _decode(sources[split]) for split in SPLITS}
+    try:
+      decoded = {split: _decode(sources[split]) for split in SPLITS}
+    except (RuntimeError, OSError, ValueError) as e:  # array_record and PIL say "corrupt" many ways
+      where = _prepared(root) or root
+      raise UserError(f"MNIST's prepared copy in {where} cannot be read ({type(e).__name__}: "
+                      f"{str(e).splitlines()[0][:120]}); delete that folder to prepare it again, or set "
+                      f"TFDS_DATA_DIR to an intact copy", exit_code=1) from e
     if cache or (_prepared(root) and cache_dir != "none"):  # prepared just now: cache it too
       (cache or decoded_cache.DecodedCache(cache_dir, _prepared(root), SPLITS)).write(decoded)
   splits = {split: _scaled(*decoded[split], limits[split]) for split in SPLITS}

@@ -17,13 +17,15 @@ the fields of `config.model` (all but `name`) plus:
   evaluation and prediction read it; the train state and every checkpoint
   carry it.
 
-Adding a model: a Module keeping this contract, one line in MODELS, a config
-in experiments/.
+Adding a model: a Module keeping this contract, one line in MODELS (and, for
+config checks before anything runs, one in `check`), a config in experiments/.
 """
 
 import flax.linen as nn
 import jax.numpy as jnp
 import ml_collections
+
+from nn_jax.errors import UserError
 
 from nn_jax.models import rnn  # noqa: F401  (rnn.LSTM_ONLY_RECURRENCES: for config checks)
 from nn_jax.models.cnn import CNN
@@ -43,3 +45,33 @@ def build(model_config: ml_collections.ConfigDict, compute_dtype: str = "float32
   """The model `model_config` names, computing in `compute_dtype`."""
   kwargs = {k: v for k, v in model_config.items() if k != "name"}
   return MODELS[model_config.name](**kwargs, dtype=COMPUTE_DTYPES[compute_dtype])
+
+
+def _positive(model_config, *keys) -> None:
+  for key in keys:
+    values = model_config.get(key)
+    for value in (values if isinstance(values, (tuple, list)) else (values,)):
+      if value is not None and not value > 0:
+        raise UserError(f"config.model.{key} must be positive, got {values}")
+
+
+def check(model_config: ml_collections.ConfigDict, input_shape: tuple, outputs: int) -> None:
+  """Raises UserError when the model's fields are out of range or it cannot read this dataset's inputs
+  (`input_shape`, one example's) or give the `outputs` it needs: before anything is loaded or run."""
+  name = model_config.name
+  _positive(model_config, "hidden_units", "output_units", "num_classes", "units", "outputs")
+  for key in ("conv_dropout", "dense_dropout"):
+    if not 0 <= model_config.get(key, 0.0) < 1:
+      raise UserError(f"config.model.{key} must lie in [0, 1), got {model_config.get(key)}")
+  wanted_rank = {"cnn": 3, "sequence_regressor": 2}.get(name)
+  if wanted_rank and len(input_shape) != wanted_rank:
+    reads = {3: "images (height, width, channels)", 2: "sequences (steps, features)"}[wanted_rank]
+    raise UserError(f"config.model.name {name!r} reads {reads}, but this dataset's inputs have shape {input_shape}; "
+                    f"pick a model for this dataset")
+  if name == "cnn" and min(input_shape[:2]) < 10:
+    raise UserError(f"the CNN's two valid 3x3 convolutions and 2x2 pools need images of at least 10x10, "
+                    f"got {input_shape}")
+  given = model_config.get("output_units", model_config.get("num_classes", model_config.get("outputs")))
+  if given is not None and given != outputs:
+    raise UserError(f"the model gives {given} outputs but this dataset needs {outputs}; set the model's "
+                    f"output count to {outputs}")
