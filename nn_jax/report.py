@@ -14,7 +14,7 @@ import pathlib
 
 import numpy as np
 
-from nn_jax import plots, records
+from nn_jax import plots, records, stats
 from nn_jax.errors import UserError
 
 IGNORED = {"seed", "progress", "name"}  # differ between runs without making another grid point
@@ -81,6 +81,24 @@ def mean_std(values) -> str:
   return f"{values.mean():.4g} ± {values.std(ddof=1) if len(values) > 1 else 0.0:.2g}"
 
 
+def statistics(metric: str, points: dict) -> str:
+  """`metric` per point with its 95% interval and training cost, and each point against the best, paired."""
+  lines = [f"{metric}: mean over seeds with its 95% Student-t interval; every point against the best, paired by "
+           f"seed.", "", "| point | seeds | mean | 95% CI | train s per run |", "|---|---|---|---|---|"]
+  by_point = {}
+  for label, members in points.items():
+    values = {run["config"].get("seed"): run["final"][metric] for run in members if metric in run["final"]}
+    if not values:
+      continue
+    by_point[label] = values
+    mean, lower, upper = stats.interval(list(values.values()))
+    seconds = np.mean([run["train_seconds"] or 0.0 for run in members])
+    lines.append(f"| {label} | {len(values)} | {mean:.4g} | {lower:.4g} to {upper:.4g} | {seconds:.3g} |")
+  lines.append("")
+  lines += [f"- {comparison.verdict(metric)}" for comparison in stats.against_the_best(metric, by_point)]
+  return "\n".join(lines) + "\n"
+
+
 def write_report(root: pathlib.Path, metric: str = "", out: pathlib.Path | None = None) -> str:
   """Writes the report files into `out` (default: `root`) and returns the Markdown table."""
   out = out or root
@@ -119,10 +137,11 @@ def write_report(root: pathlib.Path, metric: str = "", out: pathlib.Path | None 
   if diverged:
     table += "\nDiverged, so no final metrics:\n\n" + "".join(
         f"- {workdir.relative_to(root)}: {message.split(';')[0]}\n" for workdir, message in diverged)
+  table += "\n" + statistics(metric, points)
   note = (" Seeds trained together as one vmapped program each report the group's training time divided by "
           "their count." if any(run["vectorized"] for run in runs) else "")
-  (out / "results.md").write_text(
-      f"Final metrics, mean ± std over seeds (`python -m nn_jax report {root}`).{note}\n\n" + table)
+  records.write_text_atomically(
+      out / "results.md", f"Final metrics, mean ± std over seeds (`python -m nn_jax report {root}`).{note}\n\n" + table)
 
   split, name = metric.split("/", 1)
   curves = {}
