@@ -64,13 +64,23 @@ class Evaluator:
       results[name] = metrics
     return results
 
+  def split_outputs(self, variables, name: str) -> np.ndarray:
+    """The model's outputs for every example of split `name`."""
+    batches, count, _ = self._splits[name]
+    return self.outputs(variables, batches, count)
+
+  def predict_values(self, variables, raw_inputs) -> np.ndarray:
+    """Predictions for raw inputs (in the user's units), in the target's units."""
+    raw = np.asarray(raw_inputs, np.float64)
+    encoded = self.dataset.encode_inputs(raw)
+    return self.dataset.decode_outputs(self.outputs(variables, self._batches(encoded), len(raw)))
+
   def predict(self, variables, raw_inputs) -> list[dict]:
     """Predicts raw inputs (in the user's units), prints each and returns them as records."""
     if len(raw_inputs) == 0:
       return []
     raw = np.asarray(raw_inputs, np.float64)
-    encoded = self.dataset.encode_inputs(raw)
-    values = self.dataset.decode_outputs(self.outputs(variables, self._batches(encoded), len(raw)))
+    values = self.predict_values(variables, raw)
     results = []
     for inputs, value in zip(raw, values.reshape(len(raw), -1)):
       print(self.dataset.describe_prediction(inputs, float(value[0])))

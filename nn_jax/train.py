@@ -21,7 +21,7 @@ import numpy as np
 import optax
 import orbax.checkpoint
 
-from nn_jax import auto, data, interrupt, models, optim, parallel, plots, records, tasks
+from nn_jax import auto, data, interrupt, models, optim, parallel, pictures, plots, records, tasks
 from nn_jax.checkpoint import Checkpoints, tree_digest
 from nn_jax.errors import UserError
 from nn_jax.evaluation import Evaluator
@@ -372,6 +372,9 @@ def finish(session: Session) -> list[dict]:
     if primary:
       plots.plot_run(records.read_metrics(run.workdir), run.workdir, run.config.name or run.config.model.name,
                      session.task.curve)
+      test_outputs = session.evaluator.split_outputs(variables, "test") if "test" in session.dataset.splits else None
+      pictures.draw(run.workdir, session.dataset, test_outputs,
+                    lambda raw, v=variables: session.evaluator.predict_values(v, raw))
     steps = int(np.ravel(jax.device_get(session.loop.state.step))[s])
     summary = {
         "final": final,

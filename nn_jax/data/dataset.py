@@ -31,6 +31,8 @@ class Dataset:
   reference_metrics: dict = dataclasses.field(default_factory=dict)
   # How a prediction is printed: str.format with the input names and `value`; "": a generic line.
   prediction_template: str = ""
+  # Time series: each split's target times, and their name, e.g. {"test": years, "name": "year"}.
+  target_times: dict = dataclasses.field(default_factory=dict)
 
   @property
   def input_shape(self) -> tuple[int, ...]:

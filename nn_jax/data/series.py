@@ -19,8 +19,10 @@ def windows(values: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
   return inputs[..., None], values[starts + window][:, None]
 
 
-def windowed_dataset(name: str, values: np.ndarray, window: int, test_fraction: float, unit: str) -> Dataset:
-  """Targets from the last `test_fraction` of the series form the test split; windows may look back into train."""
+def windowed_dataset(name: str, values: np.ndarray, window: int, test_fraction: float, unit: str,
+                     times: np.ndarray | None = None, time_name: str = "step") -> Dataset:
+  """Targets from the last `test_fraction` of the series form the test split; windows may look back into train.
+  `times` (default: 0, 1, ...) are the series' time points, kept for plots of each split's targets."""
   values = np.asarray(values, np.float64)
   first_test_target = int(round(len(values) * (1 - test_fraction)))
   train_part = values[:first_test_target]
@@ -31,7 +33,9 @@ def windowed_dataset(name: str, values: np.ndarray, window: int, test_fraction: 
   splits = {"train": (inputs[~is_test], targets[~is_test]), "test": (inputs[is_test], targets[is_test])}
   naive = {split: {"naive_rmse": float(np.sqrt(np.mean((x[:, -1, :] - y) ** 2)) * std)}
            for split, (x, y) in splits.items()}
+  target_times = (np.arange(len(values)) if times is None else np.asarray(times))[window:]
   return Dataset(name=name, splits=splits, target_name="next value", target_unit=unit,
+                 target_times={"train": target_times[~is_test], "test": target_times[is_test], "name": time_name},
                  encode_inputs=lambda x: ((np.asarray(x, np.float64) - mean) / std).astype(np.float32)[..., None],
                  decode_outputs=lambda y: np.asarray(y, np.float64) * std + mean,
                  target_scale=float(std), reference_metrics=naive)
@@ -45,8 +49,8 @@ def read_sunspots() -> tuple[np.ndarray, np.ndarray]:
 
 
 def load_sunspots(window: int = 10, test_fraction: float = 0.2) -> Dataset:
-  _, counts = read_sunspots()
-  return windowed_dataset("sunspots", counts, window, test_fraction, unit="sunspots")
+  years, counts = read_sunspots()
+  return windowed_dataset("sunspots", counts, window, test_fraction, unit="sunspots", times=years, time_name="year")
 
 
 def load_noisy_sine(window: int = 10, test_fraction: float = 0.2, num_points: int = 400,
