@@ -63,17 +63,17 @@ def _train_step_case(config_spec: str, overrides: dict, batch_shape, num_classes
   """Compile time and seconds per step of the trainer's own step, on a batch already on the device.
   `model_class` replaces the config's model class (the benchmark-only recurrences)."""
   import jax
-  from nn_jax import auto, models, step as step_lib, tasks, train
+  from nn_jax import auto, models, step as step_lib, tasks, trainer
   from nn_jax import config as config_lib
   config = auto.resolve(config_lib.load(config_spec, overrides))
   model = models.build(config.model, config.compute_dtype)
   if model_class is not None:
     model = model_class(**{k: v for k, v in config.model.items() if k != "name"}, dtype=model.dtype)
-  state = train.initial_state(config, model, batch_shape[1:])
+  state = trainer.initial_state(config, model, batch_shape[1:])
   inputs, targets = _random_data(batch_shape, num_classes)
   batch = jax.device_put((inputs, targets))
   start = time.perf_counter()
-  microbatches = train.microbatch_count(batch_shape[0], config.microbatch_size)
+  microbatches = trainer.microbatch_count(batch_shape[0], config.microbatch_size)
   step = jax.jit(step_lib.make_train_step(tasks.TASKS[config.loss], type(model).rng_streams, microbatches),
                  donate_argnums=0)
   step = step.lower(state, batch).compile()
@@ -98,23 +98,23 @@ def _random_data(shape, num_classes: int, seed: int = 0):
 
 
 def case_cnn_train(repeats, conv_impl="auto", microbatch_size=0, per_repeat=10, compute_dtype="float32"):
-  from nn_jax import train
+  from nn_jax import trainer
   overrides = {"model.conv_impl": conv_impl, "microbatch_size": microbatch_size, "compute_dtype": compute_dtype}
   compile_seconds, seconds, (config, *_) = _train_step_case("experiments/cnn_mnist.py", overrides,
                                                             (200, 28, 28, 1), 10, repeats, per_repeat)
   executed = FUSED_CNN_TRAIN_FLOPS if config.model.conv_impl == "fused" else CNN_TRAIN_FLOPS
   return {"images_per_second": 200 / seconds, "step_ms": seconds * 1e3, "compile_seconds": compile_seconds,
           "gflops": 200 / seconds * CNN_TRAIN_FLOPS / 1e9, "executed_gflops": 200 / seconds * executed / 1e9,
-          "microbatches": train.microbatch_count(200, config.microbatch_size), "conv_impl": config.model.conv_impl}
+          "microbatches": trainer.microbatch_count(200, config.microbatch_size), "conv_impl": config.model.conv_impl}
 
 
 def case_cnn_eval(repeats, conv_impl="auto", compute_dtype="float32"):
   import jax
   from nn_jax import config as config_lib
-  from nn_jax import models, step, train
+  from nn_jax import models, step, trainer
   config = config_lib.load("experiments/cnn_mnist.py", {"model.conv_impl": conv_impl, "compute_dtype": compute_dtype})
   model = models.build(config.model, compute_dtype)
-  variables = train.initial_state(config, model, (28, 28, 1)).variables()
+  variables = trainer.initial_state(config, model, (28, 28, 1)).variables()
   x = jax.device_put(np.random.default_rng(0).random((1000, 28, 28, 1), dtype=np.float32))
   predict = jax.jit(step.make_predict(model))
   predict(variables, x).block_until_ready()
@@ -125,7 +125,7 @@ def case_cnn_eval(repeats, conv_impl="auto", compute_dtype="float32"):
 def _epoch_loop(config_spec: str, overrides: dict, shape, num_classes: int):
   """The trainer's own epoch loop (nn_jax/loop.py) over random data of `shape`, without checkpoints."""
   import jax
-  from nn_jax import auto, models, parallel, step, tasks, train
+  from nn_jax import auto, models, parallel, step, tasks, trainer
   from nn_jax import config as config_lib
   from nn_jax.loop import EpochLoop, seed_keys
   config = config_lib.load(config_spec, {**overrides, "progress": False, "num_epochs": 10 ** 6})
@@ -133,8 +133,8 @@ def _epoch_loop(config_spec: str, overrides: dict, shape, num_classes: int):
   config = auto.resolve(config, data_bytes=inputs.nbytes + targets.nbytes)
   model = models.build(config.model, config.compute_dtype)
   mesh = parallel.make_mesh()
-  state = jax.device_put(train.initial_state(config, model, shape[1:], len(inputs)), parallel.replicated(mesh))
-  microbatches = train.microbatch_count(config.batch_size, config.microbatch_size)
+  state = jax.device_put(trainer.initial_state(config, model, shape[1:], len(inputs)), parallel.replicated(mesh))
+  microbatches = trainer.microbatch_count(config.batch_size, config.microbatch_size)
   train_step = step.make_train_step(tasks.TASKS[config.loss], type(model).rng_streams, microbatches)
   source = "device" if config.data_on_device == "true" else "host"
   epoch_loop = EpochLoop(config, inputs, targets, train_step, mesh, state, None, [seed_keys(0)["data"]], source,
@@ -228,11 +228,11 @@ def case_house_mlp(repeats):
   """The article's 2000 epochs: the trainer's compiled scan against the article's NumPy loop."""
   import jax
   from nn_jax import config as config_lib
-  from nn_jax import data, models, numpy_reference, step, tasks, train
+  from nn_jax import data, models, numpy_reference, step, tasks, trainer
   config = config_lib.load("experiments/house_mlp.py")
   dataset = data.load(config.dataset)
   model = models.build(config.model)
-  state = train.initial_state(config, model, dataset.input_shape)
+  state = trainer.initial_state(config, model, dataset.input_shape)
   batch = jax.device_put(dataset.splits["train"])
   scan = jax.jit(step.make_dispatch(step.make_train_step(tasks.TASKS[config.loss]), "full", 2000))
   start = time.perf_counter()

@@ -17,7 +17,7 @@ import tempfile
 import time
 
 from nn_jax import config as config_lib
-from nn_jax import train
+from nn_jax import trainer
 
 CASES = {
     "house_mlp": ("experiments/house_mlp.py", {"checkpoint_every_epochs": 2000, "predict_examples": ()}),
@@ -33,11 +33,11 @@ def measure(spec: str, overrides: dict, seeds: int) -> dict:
   with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()):
     root = pathlib.Path(tmp)
     start = time.perf_counter()
-    summaries = train.train(_configs(spec, overrides, seeds), [root / "v" / str(s) for s in range(seeds)])
+    summaries = trainer.train(_configs(spec, overrides, seeds), [root / "v" / str(s) for s in range(seeds)])
     vectorized_total = time.perf_counter() - start
     vectorized_train = sum(s["train_seconds"] for s in summaries)
     start = time.perf_counter()
-    sequential = [train.train_and_evaluate(c, root / "s" / str(c.seed)) for c in _configs(spec, overrides, seeds)]
+    sequential = [trainer.train_and_evaluate(c, root / "s" / str(c.seed)) for c in _configs(spec, overrides, seeds)]
     sequential_total = time.perf_counter() - start
     sequential_train = sum(s["train_seconds"] for s in sequential)
   return {"vectorized_total": vectorized_total, "sequential_total": sequential_total,

@@ -1,4 +1,4 @@
-"""Command line: `python -m nn_jax train|predict|sweep|report ...`.
+"""Command line: `python -m nn_jax train|predict|sweep|report|export ...`.
 
 Every problem with the input is reported as one line on stderr with exit code
 2, before anything is written or computed.
@@ -51,6 +51,8 @@ def _parser() -> argparse.ArgumentParser:
   sweep = commands.add_parser("sweep", help="run a grid of experiments, seeds vectorized; resumes")
   sweep.add_argument("--sweep", required=True, help="sweep file, e.g. experiments/sweeps/rnn_cells.py")
   sweep.add_argument("--workdir", required=True, help="the sweep's folder; one run directory per grid point and seed")
+  export = commands.add_parser("export", help="write a run's model as a jax.export function and its variables")
+  export.add_argument("--workdir", required=True, help="a run directory written by `train`")
   report = commands.add_parser("report", help="tables and plots comparing every run below a folder")
   report.add_argument("workdir", help="a sweep's folder, or any folder holding run directories")
   report.add_argument("--metric", default="", help="SPLIT/NAME to plot, e.g. test/rmse (default: guessed)")
@@ -85,12 +87,12 @@ def _train(args, overrides) -> None:
   config = config_lib.load(args.config, arguments=overrides)
   workdir = _workdir(args.workdir)
   use_deterministic_ops(config.deterministic)
-  from nn_jax import interrupt, parallel, train  # imported late: bad input is reported before JAX starts
+  from nn_jax import interrupt, parallel, trainer  # imported late: bad input is reported before JAX starts
   with interrupt.StopRequest() as stop:  # from start-up on: a signal at any moment stops cleanly
     parallel.initialize_distributed(config.distributed)
     if not parallel.is_primary():
       sys.stdout = open(os.devnull, "w")  # one log for the whole job: process 0's
-    train.train_and_evaluate(config, workdir, launch=process_start_time(), stop=stop)
+    trainer.train_and_evaluate(config, workdir, launch=process_start_time(), stop=stop)
 
 
 def _parse_input(text: str, num_features: int) -> list[float]:
@@ -105,9 +107,9 @@ def _parse_input(text: str, num_features: int) -> list[float]:
 
 def _predict(args) -> None:
   workdir = _workdir(args.workdir, must_exist=True)
-  from nn_jax import data, parallel, tasks, train
+  from nn_jax import data, parallel, tasks, trainer
   from nn_jax.evaluation import Evaluator
-  config, model, variables = train.restore_for_inference(workdir)
+  config, model, variables = trainer.restore_for_inference(workdir)
   dataset = data.load(config.dataset)  # for its input scaling
   if len(dataset.input_shape) != 1:
     raise UserError(f"predict --input takes flat feature vectors; {config.name}'s input has shape {dataset.input_shape}")
@@ -124,6 +126,12 @@ def _sweep(args) -> None:
   with interrupt.StopRequest() as stop:  # between runs too: a signal stops the sweep cleanly
     if not sweep.run_sweep(args.sweep, workdir, stop):
       print("Sweep stopped; run the same command again to finish it.")
+
+
+def _export(args) -> None:
+  from nn_jax import export
+  out = export.export_run(_workdir(args.workdir, must_exist=True))
+  print(f"Exported to {out}: " + ", ".join(export.FILES) + ". Load it with nn_jax.load_exported(path).")
 
 
 def _report(args) -> None:
@@ -144,11 +152,11 @@ def main(argv=None) -> int:
     args = _parser().parse_args(rest)
     if args.command != "train" and overrides:
       raise UserError(f"{args.command} takes no --config.* overrides")
-    if args.command in ("predict", "report"):
+    if args.command in ("predict", "report", "export"):
       from nn_jax import interrupt
       interrupt.stop_catching()  # nothing to save: signals act as usual
     {"train": lambda: _train(args, overrides), "predict": lambda: _predict(args),
-     "sweep": lambda: _sweep(args), "report": lambda: _report(args)}[args.command]()
+     "sweep": lambda: _sweep(args), "report": lambda: _report(args), "export": lambda: _export(args)}[args.command]()
   except UserError as e:
     print(f"nn_jax: error: {e}", file=sys.stderr)
     return e.exit_code

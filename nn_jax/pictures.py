@@ -5,29 +5,27 @@
   breast cancer   roc.png (the test ROC curve and its AUC)
   time series     forecast.png (the test targets, the model's forecast and the naive "next = last")
   house prices    price_by_size.png (predicted price against size for a few ages, the 20 houses)
-Headless (matplotlib's Agg) and deterministic: the same run draws the same pixels.
+Headless (matplotlib Figures, no pyplot) and deterministic: the same run draws the same pixels.
 """
 
 import pathlib
 
 import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
-import numpy as np  # noqa: E402
-from sklearn import metrics as sk_metrics  # noqa: E402
+from matplotlib.figure import Figure  # not pyplot: no global backend, so notebooks keep theirs
+import numpy as np
+from sklearn import metrics as sk_metrics
 
 
 def _save(fig, path: pathlib.Path) -> None:
   fig.tight_layout()
   fig.savefig(path, dpi=100)
-  plt.close(fig)
 
 
 def digits(images: np.ndarray, labels: np.ndarray, logits: np.ndarray, workdir: pathlib.Path) -> list[str]:
   predicted = logits.argmax(-1)
   confusion = sk_metrics.confusion_matrix(labels, predicted, labels=range(logits.shape[-1]))
-  fig, ax = plt.subplots(figsize=(6, 5.5))
+  fig = Figure(figsize=(6, 5.5))
+  ax = fig.subplots()
   ax.imshow(np.log1p(confusion), cmap="Blues")
   for (true, guess), count in np.ndenumerate(confusion):
     if count:
@@ -45,7 +43,8 @@ def digits(images: np.ndarray, labels: np.ndarray, logits: np.ndarray, workdir: 
   loss = -log_probs[np.arange(len(labels)), labels]
   wrong = np.flatnonzero(predicted != labels)
   worst = wrong[np.argsort(-loss[wrong], kind="stable")][:16]
-  fig, axes = plt.subplots(4, 4, figsize=(6, 6.6))
+  fig = Figure(figsize=(6, 6.6))
+  axes = fig.subplots(4, 4)
   for ax in axes.ravel():
     ax.axis("off")
   for ax, index in zip(axes.ravel(), worst):
@@ -60,7 +59,8 @@ def digits(images: np.ndarray, labels: np.ndarray, logits: np.ndarray, workdir: 
 def roc(labels: np.ndarray, logits: np.ndarray, workdir: pathlib.Path) -> list[str]:
   labels, logits = labels.reshape(-1), logits.reshape(-1)
   false_positive, true_positive, _ = sk_metrics.roc_curve(labels, logits)
-  fig, ax = plt.subplots(figsize=(5, 5))
+  fig = Figure(figsize=(5, 5))
+  ax = fig.subplots()
   ax.plot(false_positive, true_positive, label=f"model (AUC {sk_metrics.roc_auc_score(labels, logits):.3f})")
   ax.plot([0, 1], [0, 1], linestyle="--", color="gray", label="chance")
   ax.set_xlabel("False positive rate")
@@ -76,7 +76,8 @@ def forecast(dataset, outputs: np.ndarray, workdir: pathlib.Path) -> list[str]:
   inputs, targets = dataset.splits["test"]
   times = dataset.target_times.get("test", np.arange(len(targets)))
   decode = lambda values: dataset.decode_outputs(np.asarray(values).reshape(-1, 1)).ravel()  # noqa: E731
-  fig, ax = plt.subplots(figsize=(8, 4))
+  fig = Figure(figsize=(8, 4))
+  ax = fig.subplots()
   ax.plot(times, decode(targets), color="black", label="actual")
   ax.plot(times, decode(outputs), label="model's forecast")
   ax.plot(times, decode(inputs[:, -1, 0]), linestyle=":", color="gray", label='naive: "next = last"')
@@ -94,8 +95,9 @@ def house_prices(dataset, predict_values, workdir: pathlib.Path, ages=(2, 10, 20
   from nn_jax.data import house_prices as table_module  # the raw table, in the user's units
   table = table_module.read_table()
   sizes = np.linspace(table[:, 0].min() - 10, table[:, 0].max() + 10, 60)
-  fig, ax = plt.subplots(figsize=(7, 4.5))
-  colors = plt.get_cmap("viridis")(np.linspace(0, 0.85, len(ages)))
+  fig = Figure(figsize=(7, 4.5))
+  ax = fig.subplots()
+  colors = matplotlib.colormaps["viridis"](np.linspace(0, 0.85, len(ages)))
   for age, color in zip(ages, colors):
     prices = np.asarray(predict_values(np.stack([sizes, np.full_like(sizes, age)], axis=1))).ravel()
     ax.plot(sizes, prices, color=color, label=f"model, {age} years old")

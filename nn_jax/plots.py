@@ -2,10 +2,7 @@
 
 import pathlib
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
+from matplotlib.figure import Figure  # not pyplot: no global backend, so notebooks keep theirs
 
 
 def plot_metric(rows: list[dict], metric: str, path: pathlib.Path, title: str, ylabel: str = "") -> bool:
@@ -13,7 +10,8 @@ def plot_metric(rows: list[dict], metric: str, path: pathlib.Path, title: str, y
   splits = sorted({row["split"] for row in rows if metric in row})
   if not splits:
     return False
-  fig, ax = plt.subplots(figsize=(6, 4))
+  fig = Figure(figsize=(6, 4))
+  ax = fig.subplots()
   for split in splits:
     points = [(row["epoch"], row[metric]) for row in rows if row["split"] == split and metric in row]
     ax.plot(*zip(*points), label=split, marker="." if len(points) < 50 else None)
@@ -24,7 +22,6 @@ def plot_metric(rows: list[dict], metric: str, path: pathlib.Path, title: str, y
   ax.legend()
   fig.tight_layout()
   fig.savefig(path, dpi=100)
-  plt.close(fig)
   return True
 
 
@@ -37,7 +34,8 @@ def plot_run(rows: list[dict], workdir: pathlib.Path, name: str, curve: tuple[st
 
 def plot_bands(curves: dict, metric: str, path: pathlib.Path) -> None:
   """One mean line and a +/- std band per point; `curves` maps a label to (epochs, runs x epochs)."""
-  fig, ax = plt.subplots(figsize=(7, 4.5))
+  fig = Figure(figsize=(7, 4.5))
+  ax = fig.subplots()
   for label, (epochs, values) in curves.items():
     mean, std = values.mean(axis=0), values.std(axis=0)
     ax.plot(epochs, mean, label=f"{label} (n={len(values)})")
@@ -48,17 +46,16 @@ def plot_bands(curves: dict, metric: str, path: pathlib.Path) -> None:
   ax.legend(fontsize=7)
   fig.tight_layout()
   fig.savefig(path, dpi=100)
-  plt.close(fig)
 
 
 def plot_bars(finals: dict, metric: str, path: pathlib.Path) -> None:
   """The final metric per point: the mean as a bar, the std as its error bar."""
   labels = list(finals)
-  fig, ax = plt.subplots(figsize=(max(5, 0.6 * len(labels) + 2), 4.5))
+  fig = Figure(figsize=(max(5, 0.6 * len(labels) + 2), 4.5))
+  ax = fig.subplots()
   ax.bar(range(len(labels)), [finals[l].mean() for l in labels], yerr=[finals[l].std() for l in labels], capsize=3)
   ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right", fontsize=7)
   ax.set_ylabel(f"final {metric}")
   ax.grid(alpha=0.3, axis="y")
   fig.tight_layout()
   fig.savefig(path, dpi=100)
-  plt.close(fig)

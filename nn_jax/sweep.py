@@ -19,7 +19,7 @@ import os
 import pathlib
 
 from nn_jax import config as config_lib
-from nn_jax import records, train
+from nn_jax import records, trainer
 from nn_jax.errors import UserError
 from nn_jax.lock import RunLock
 from nn_jax.loop import Diverged
@@ -84,7 +84,7 @@ def _check_unchanged(expanded, root: pathlib.Path) -> None:
     for config in configs:
       workdir = root / point_name(point) / f"seed_{config.seed}"
       try:
-        train.check_resumable(config, workdir)
+        trainer.check_resumable(config, workdir)
       except UserError:
         changed.append(str(workdir.relative_to(root)))
   if changed:
@@ -122,8 +122,8 @@ def _run_point(point, configs, root: pathlib.Path, vectorize: bool, stop) -> boo
     return False
   if vectorize and len(todo) > 1:
     try:
-      return train.train([c for c, _ in todo], [w for _, w in todo], stop=stop) is not None
-    except train.CannotVectorize as reason:
+      return trainer.train([c for c, _ in todo], [w for _, w in todo], stop=stop) is not None
+    except trainer.CannotVectorize as reason:
       print(f"Seeds of {name} run one by one: {reason}", flush=True)
   for config, workdir in todo:
     if _status(workdir) in ("done", "diverged"):
@@ -131,7 +131,7 @@ def _run_point(point, configs, root: pathlib.Path, vectorize: bool, stop) -> boo
     if stop is not None and stop.requested:
       return False
     try:
-      if train.train_and_evaluate(config, workdir, stop=stop) is None:
+      if trainer.train_and_evaluate(config, workdir, stop=stop) is None:
         return False
     except Diverged as e:
       print(f"{workdir.relative_to(root)} diverged; the sweep goes on ({e})", flush=True)

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT
-from nn_jax import train
+from nn_jax import trainer
 
 pytestmark = pytest.mark.slow  # subprocesses of the real CLI: the full tier (make test)
 
@@ -47,7 +47,7 @@ def uninterrupted(tmp_path_factory):
 
 
 def params_of(workdir):
-  return train.restore_for_inference(workdir)[2]
+  return trainer.restore_for_inference(workdir)[2]
 
 
 def assert_identical_runs(a, b):

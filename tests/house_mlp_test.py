@@ -4,7 +4,7 @@ import jax
 import numpy as np
 
 from conftest import experiment
-from nn_jax import data, models, numpy_reference, train
+from nn_jax import data, models, numpy_reference, trainer
 from nn_jax.data import house_prices
 
 
@@ -77,7 +77,7 @@ def test_the_articles_program_gives_the_articles_numbers():
 def test_the_trainer_from_the_articles_weights_predicts_what_the_article_does(tmp_path, quiet_progress):
   initial, loss, expected = articles_program(0)
   config = experiment("house_mlp")
-  summary = train.train_and_evaluate(config, tmp_path, initial_params=as_flax_params(initial))
+  summary = trainer.train_and_evaluate(config, tmp_path, initial_params=as_flax_params(initial))
   predicted = [p["prediction"] for p in summary["predictions"]]
   np.testing.assert_allclose(predicted, expected, atol=1e-3, rtol=0)  # t€
   np.testing.assert_allclose(summary["final"]["train"]["mse"], loss, rtol=1e-4)
@@ -85,7 +85,7 @@ def test_the_trainer_from_the_articles_weights_predicts_what_the_article_does(tm
 
 def test_init_is_the_articles():
   config = experiment("house_mlp")
-  state = train.initial_state(config, models.build(config.model), (2,))
+  state = trainer.initial_state(config, models.build(config.model), (2,))
   assert np.all(state.params["hidden_0"]["bias"] == 1) and np.all(state.params["output"]["bias"] == 1)
   kernels = np.concatenate([state.params["hidden_0"]["kernel"].ravel(), state.params["output"]["kernel"].ravel()])
   assert 0.3 < kernels.std() < 3  # standard normal, not LeCun's 1/sqrt(fan_in)
@@ -96,12 +96,12 @@ def test_2000_epochs_match_the_numpy_update_rule(tmp_path, quiet_progress):
   dataset = data.load(config.dataset)
   model = models.build(config.model)
   initial = jax.tree_util.tree_map(lambda a: np.asarray(a, np.float64),
-                                   train.initial_state(config, model, dataset.input_shape).params)
+                                   trainer.initial_state(config, model, dataset.input_shape).params)
   x, y = (a.astype(np.float64) for a in dataset.splits["train"])
   expected = numpy_reference.train_article_mlp(initial, x, y, lr=0.01, epochs=2000)
 
-  train.train_and_evaluate(config, tmp_path)
-  trained = train.restore_for_inference(tmp_path)[2]["params"]
+  trainer.train_and_evaluate(config, tmp_path)
+  trained = trainer.restore_for_inference(tmp_path)[2]["params"]
   for layer in expected:
     for name in expected[layer]:
       np.testing.assert_allclose(trained[layer][name], expected[layer][name], atol=1e-5, rtol=0)

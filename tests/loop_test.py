@@ -6,7 +6,7 @@ import pytest
 import tensorflow_datasets as tfds
 
 from conftest import experiment
-from nn_jax import loop, train
+from nn_jax import loop, trainer
 
 
 def test_epoch_order_is_a_function_of_seed_and_epoch():
@@ -46,7 +46,7 @@ def test_sums_are_float64_means_and_a_nan_is_divergence_naming_the_step():
 
 
 def _params(workdir):
-  return jax.tree_util.tree_leaves(train.restore_for_inference(workdir)[2])
+  return jax.tree_util.tree_leaves(trainer.restore_for_inference(workdir)[2])
 
 
 @pytest.mark.slow
@@ -56,7 +56,7 @@ def test_k_steps_per_dispatch_and_device_data_give_the_same_parameters(tmp_path,
   for k in (1, 10):
     for where in ("false", "true"):
       workdir = tmp_path / f"{k}_{where}"
-      summary = train.train_and_evaluate(
+      summary = trainer.train_and_evaluate(
           experiment("fnn_binary", "num_epochs=2", f"steps_per_dispatch={k}", f"data_on_device={where}",
                      "checkpoint_every_steps=5", "checkpoint_min_interval_seconds=0"), workdir)
       assert summary["resolved"]["steps_per_dispatch"] == k and summary["resolved"]["data_on_device"] == where
@@ -74,7 +74,7 @@ def test_cnn_on_mock_mnist_device_and_host_paths_agree(tmp_path, quiet_progress)
                "num_epochs=2", "steps_per_dispatch=3")
   with tfds.testing.mock_data(num_examples=64, policy=tfds.testing.MockPolicy.USE_CODE):
     for where in ("false", "true"):
-      train.train_and_evaluate(experiment("cnn_mnist", *overrides, f"data_on_device={where}"), tmp_path / where)
+      trainer.train_and_evaluate(experiment("cnn_mnist", *overrides, f"data_on_device={where}"), tmp_path / where)
   for a, b in zip(_params(tmp_path / "false"), _params(tmp_path / "true")):
     np.testing.assert_array_equal(a, b)
   assert (tmp_path / "false" / "metrics.jsonl").read_text() == (tmp_path / "true" / "metrics.jsonl").read_text()

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT
-from nn_jax import train
+from nn_jax import trainer
 
 pytestmark = pytest.mark.slow  # subprocesses of the real CLI: the full tier (make test)
 
@@ -53,7 +53,7 @@ def test_two_processes_match_one(tmp_path):
     a, b = json.loads(a), json.loads(b)
     assert (a["epoch"], a["split"]) == (b["epoch"], b["split"])
     np.testing.assert_allclose(a["loss"], b["loss"], rtol=1e-4)
-  one, two = (train.restore_for_inference(tmp_path / name)[2] for name in ("one", "two"))
+  one, two = (trainer.restore_for_inference(tmp_path / name)[2] for name in ("one", "two"))
   for a, b in zip(jax.tree_util.tree_leaves(one), jax.tree_util.tree_leaves(two)):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
 
@@ -70,6 +70,6 @@ def test_four_devices_train_like_one(tmp_path):
                                  "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"})
     assert result.returncode == 0, result.stderr
     assert json.loads((workdir / "summary.json").read_text())["device_count"] == devices
-    runs[devices] = train.restore_for_inference(workdir)[2]
+    runs[devices] = trainer.restore_for_inference(workdir)[2]
   for a, b in zip(jax.tree_util.tree_leaves(runs[1]), jax.tree_util.tree_leaves(runs[4])):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)

@@ -6,7 +6,7 @@ import pytest
 import tensorflow_datasets as tfds
 
 from conftest import experiment
-from nn_jax import pictures, train
+from nn_jax import pictures, trainer
 from nn_jax.data import house_prices, series
 
 
@@ -57,6 +57,6 @@ def test_house_price_by_size_with_the_houses(tmp_path):
 def test_every_run_draws_its_pictures(tmp_path, quiet_progress, name, expected):
   overrides = {"cnn_mnist": ("dataset.train_examples=64", "dataset.test_examples=64", "batch_size=16")}.get(name, ())
   with tfds.testing.mock_data(num_examples=64, policy=tfds.testing.MockPolicy.USE_CODE):
-    train.train_and_evaluate(experiment(name, "num_epochs=2", *overrides), tmp_path)
+    trainer.train_and_evaluate(experiment(name, "num_epochs=2", *overrides), tmp_path)
   for picture in expected:
     _check_png(tmp_path / picture)

@@ -95,10 +95,10 @@ def test_plain_rnn_gradient_vanishes_and_the_lstm_keeps_more_of_it():
 @pytest.mark.parametrize("cell", ["simple", "lstm", "gru"])
 def test_every_cell_beats_the_naive_baseline_on_a_noisy_sine(tmp_path, cell, quiet_progress):
   from conftest import experiment
-  from nn_jax import train
+  from nn_jax import trainer
   config = experiment("recurrent_series", "dataset.name=noisy_sine", "num_epochs=30",
                       "log_every_epochs=30", "checkpoint_every_epochs=0", f"model.cell={cell}")
-  summary = train.train_and_evaluate(config, tmp_path)
+  summary = trainer.train_and_evaluate(config, tmp_path)
   assert summary["final"]["test"]["rmse"] < 0.8 * summary["reference"]["test"]["naive_rmse"]
 
 

@@ -9,12 +9,12 @@ import pytest
 import tensorflow_datasets as tfds
 
 from conftest import experiment
-from nn_jax import data, train
+from nn_jax import data, trainer
 from nn_jax.errors import UserError
 
 
 def _params(workdir):
-  return jax.tree_util.tree_leaves(train.restore_for_inference(workdir)[2])
+  return jax.tree_util.tree_leaves(trainer.restore_for_inference(workdir)[2])
 
 
 def _assert_same(a, b):
@@ -28,8 +28,8 @@ def _rows(workdir):
 
 def test_checkpoint_restores_identical_predictions(tmp_path, quiet_progress):
   config = experiment("house_mlp", "num_epochs=300")
-  summary = train.train_and_evaluate(config, tmp_path)
-  _, model, variables = train.restore_for_inference(tmp_path)
+  summary = trainer.train_and_evaluate(config, tmp_path)
+  _, model, variables = trainer.restore_for_inference(tmp_path)
   dataset = data.load(config.dataset)
   inputs = dataset.encode_inputs(np.array([[110.0, 7.0], [85.0, 12.0]]))
   restored = dataset.decode_outputs(np.asarray(model.apply(variables, inputs))).ravel()
@@ -39,9 +39,9 @@ def test_checkpoint_restores_identical_predictions(tmp_path, quiet_progress):
 @pytest.mark.slow
 def test_a_longer_run_resumes_where_the_shorter_stopped(tmp_path, quiet_progress):
   straight, resumed = tmp_path / "straight", tmp_path / "resumed"
-  train.train_and_evaluate(experiment("house_mlp", "num_epochs=400"), straight)
-  train.train_and_evaluate(experiment("house_mlp", "num_epochs=200"), resumed)
-  train.train_and_evaluate(experiment("house_mlp", "num_epochs=400"), resumed)
+  trainer.train_and_evaluate(experiment("house_mlp", "num_epochs=400"), straight)
+  trainer.train_and_evaluate(experiment("house_mlp", "num_epochs=200"), resumed)
+  trainer.train_and_evaluate(experiment("house_mlp", "num_epochs=400"), resumed)
   _assert_same(_params(straight), _params(resumed))
   assert (straight / "metrics.jsonl").read_text() == (resumed / "metrics.jsonl").read_text()
 
@@ -55,10 +55,10 @@ def test_mini_batch_resume_is_exact(tmp_path, quiet_progress, variant):
   # bn_dropout: BatchNorm statistics and dropout keys must resume exactly too.
   straight, resumed = tmp_path / "straight", tmp_path / "resumed"
   with tfds.testing.mock_data(num_examples=64, policy=tfds.testing.MockPolicy.USE_CODE):
-    train.train_and_evaluate(experiment(variant, "num_epochs=2", *MOCK), straight)
-    train.train_and_evaluate(experiment(variant, "num_epochs=1", *MOCK), resumed)
-    train.train_and_evaluate(experiment(variant, "num_epochs=2", *MOCK), resumed)
-  _assert_same(train.restore_for_inference(straight)[2], train.restore_for_inference(resumed)[2])
+    trainer.train_and_evaluate(experiment(variant, "num_epochs=2", *MOCK), straight)
+    trainer.train_and_evaluate(experiment(variant, "num_epochs=1", *MOCK), resumed)
+    trainer.train_and_evaluate(experiment(variant, "num_epochs=2", *MOCK), resumed)
+  _assert_same(trainer.restore_for_inference(straight)[2], trainer.restore_for_inference(resumed)[2])
   assert [(r["epoch"], r["split"]) for r in _rows(resumed)] == [(1, "train"), (1, "test"), (2, "train"), (2, "test")]
   assert (straight / "metrics.jsonl").read_text() == (resumed / "metrics.jsonl").read_text()
 
@@ -67,10 +67,10 @@ def test_mini_batch_resume_is_exact(tmp_path, quiet_progress, variant):
 def test_bn_dropout_trains_predicts_and_evaluates_in_inference_mode(tmp_path, quiet_progress):
   with tfds.testing.mock_data(num_examples=64, policy=tfds.testing.MockPolicy.USE_CODE):
     config = experiment("cnn_mnist:bn_dropout", "num_epochs=2", *MOCK)
-    summary = train.train_and_evaluate(config, tmp_path)
+    summary = trainer.train_and_evaluate(config, tmp_path)
     dataset = data.load(config.dataset)
   assert summary["resolved"]["model.conv_impl"] == "xla"  # BatchNorm sits inside the conv + pool block
-  _, model, variables = train.restore_for_inference(tmp_path)
+  _, model, variables = trainer.restore_for_inference(tmp_path)
   assert set(variables) == {"params", "batch_stats"}
   assert not np.allclose(variables["batch_stats"]["batch_norm_0"]["mean"], 0)  # training moved them
   inputs, labels = dataset.splits["test"]
@@ -91,10 +91,10 @@ SEEDS = (0, 1, 2)
 ])
 def test_vectorized_seeds_equal_seeds_run_one_by_one(tmp_path, quiet_progress, name, overrides):
   configs = [experiment(name, *overrides, f"seed={s}") for s in SEEDS]
-  summaries = train.train(configs, [tmp_path / "vmapped" / str(s) for s in SEEDS])
+  summaries = trainer.train(configs, [tmp_path / "vmapped" / str(s) for s in SEEDS])
   assert [s["vectorized_seeds"] for s in summaries] == [3, 3, 3]
   for seed, config in zip(SEEDS, configs):
-    train.train_and_evaluate(config, tmp_path / "alone" / str(seed))
+    trainer.train_and_evaluate(config, tmp_path / "alone" / str(seed))
   for seed in SEEDS:
     alone, vmapped = tmp_path / "alone" / str(seed), tmp_path / "vmapped" / str(seed)
     for a, b in zip(_params(alone), _params(vmapped)):
@@ -113,7 +113,7 @@ def test_vectorized_seeds_record_their_own_time_to_target(tmp_path, quiet_progre
   # rmse >= -1 always holds: every seed "reaches" it at its first evaluation.
   configs = [experiment("recurrent_series", "dataset.name=noisy_sine", "num_epochs=2", "model.units=8", "log_every_epochs=1",
                         "target_metric=test/rmse", "target_value=-1.0", f"seed={s}") for s in SEEDS]
-  for summary in train.train(configs, [tmp_path / str(s) for s in SEEDS]):
+  for summary in trainer.train(configs, [tmp_path / str(s) for s in SEEDS]):
     target = summary["time_to_target"]
     assert target["epoch"] == 1 and 0 < target["seconds_from_launch"] <= summary["wall_seconds"]
 
@@ -123,28 +123,28 @@ def test_time_to_target_counts_from_each_runs_own_launch(tmp_path, quiet_progres
   # Two runs in one process (as in a sweep): the second's time is its own, not the process's age.
   config = experiment("recurrent_series", "dataset.name=noisy_sine", "num_epochs=1", "model.units=8",
                       "target_metric=test/rmse", "target_value=-1.0")
-  train.train_and_evaluate(config, tmp_path / "first")
+  trainer.train_and_evaluate(config, tmp_path / "first")
   time.sleep(3)
-  second = train.train_and_evaluate(config, tmp_path / "second")
+  second = trainer.train_and_evaluate(config, tmp_path / "second")
   assert second["time_to_target"]["seconds_from_launch"] <= second["wall_seconds"]
 
 
 def test_vectorized_seeds_need_configs_that_differ_only_by_seed(tmp_path):
   configs = [experiment("house_mlp", "seed=0"), experiment("house_mlp", "seed=1", "optimizer.learning_rate=0.1")]
-  with pytest.raises(train.CannotVectorize, match="differ in more than the seed"):
-    train.train(configs, [tmp_path / "0", tmp_path / "1"])
+  with pytest.raises(trainer.CannotVectorize, match="differ in more than the seed"):
+    trainer.train(configs, [tmp_path / "0", tmp_path / "1"])
   assert not (tmp_path / "0").exists()
 
 
 def test_given_initial_params_must_match_the_model():
   config = experiment("house_mlp")
-  model = train.models.build(config.model)
+  model = trainer.models.build(config.model)
   with pytest.raises(UserError, match="do not match MLP"):
-    train.initial_state(config, model, (2,), params={"hidden_0": {"kernel": np.zeros((3, 4))}})
+    trainer.initial_state(config, model, (2,), params={"hidden_0": {"kernel": np.zeros((3, 4))}})
 
 
 def test_microbatch_count():
-  assert train.microbatch_count(200, 50) == 4
-  assert train.microbatch_count(200, 0) == 1 and train.microbatch_count(200, 200) == 1
+  assert trainer.microbatch_count(200, 50) == 4
+  assert trainer.microbatch_count(200, 0) == 1 and trainer.microbatch_count(200, 200) == 1
   with pytest.raises(UserError, match="microbatch_size 30 does not divide the batch of 200"):
-    train.microbatch_count(200, 30)
+    trainer.microbatch_count(200, 30)

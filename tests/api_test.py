@@ -1,0 +1,40 @@
+"""The Python API for notebooks, and the example notebook, executed."""
+
+import numpy as np
+import pytest
+
+import nn_jax
+from conftest import ROOT
+from nn_jax import api
+from nn_jax.errors import UserError
+
+
+def test_train_returns_the_summary_the_history_and_a_predict_function(tmp_path, quiet_progress):
+  result = nn_jax.train(str(ROOT / "experiments" / "house_mlp.py"), tmp_path, num_epochs=200, progress=False)
+  assert result.summary["epochs"] == 200 and len(result.history) == 200
+  assert [row["epoch"] for row in result.history[:2]] == [1, 2]
+  raw = result.predict_raw([[110.0, 7.0]])
+  assert raw.shape == (1, 1) and raw[0, 0] == pytest.approx(result.summary["predictions"][0]["prediction"])
+  assert result.predict(np.zeros((3, 2), np.float32)).shape == (3, 1)
+  again = api.load(tmp_path)
+  assert again.summary == result.summary and again.history == result.history
+
+
+def test_the_cli_s_errors_raise(tmp_path):
+  with pytest.raises(UserError, match="unknown config key 'model.depth'"):
+    nn_jax.train(str(ROOT / "experiments" / "house_mlp.py"), tmp_path, **{"model.depth": 3})
+  with pytest.raises(UserError, match="num_epochs must be positive"):
+    nn_jax.train(str(ROOT / "experiments" / "house_mlp.py"), tmp_path, num_epochs=0)
+  assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.slow
+def test_the_quickstart_notebook_runs(tmp_path):
+  import nbclient
+  import nbformat
+  notebook = nbformat.read(ROOT / "examples" / "quickstart.ipynb", as_version=4)
+  nbclient.NotebookClient(notebook, timeout=600, kernel_name="python3",
+                          resources={"metadata": {"path": str(ROOT)}}).execute()
+  outputs = [output for cell in notebook.cells if cell.cell_type == "code" for output in cell.get("outputs", [])]
+  assert not [output for output in outputs if output.output_type == "error"]
+  assert any(output.output_type == "display_data" and "image/png" in output.data for output in outputs)
