@@ -24,7 +24,7 @@ import ml_collections
 from absl import flags
 from ml_collections import config_flags
 
-from nn_jax import data, models, optim, tasks
+from nn_jax import data, loop, models, optim, tasks
 from nn_jax.errors import UserError
 
 
@@ -168,6 +168,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
            f"config.steps_per_dispatch must be >= 0 (0 = chosen per backend), got {config.steps_per_dispatch}")
   _require(config.checkpoint_min_interval_seconds >= 0,
            f"config.checkpoint_min_interval_seconds must be >= 0, got {config.checkpoint_min_interval_seconds}")
+  loop.parse_profile_steps(config.profile_steps)
   _require(config.microbatch_size >= 0,
            f"config.microbatch_size must be >= 0 (0 = chosen per backend), got {config.microbatch_size}")
   _require(not (config.batch_size and config.microbatch_size) or config.batch_size % config.microbatch_size == 0,
@@ -185,10 +186,20 @@ def _check_fit(config: ml_collections.ConfigDict) -> None:
            f"{', '.join(name for name, t in tasks.TASKS.items() if t.kind == spec.kind)}")
   input_shape = tuple(spec.input_shape(fields))
   models.check(config.model, input_shape, spec.outputs)
-  metrics = [f"{split}/{name}" for split in spec.splits for name in task.metric_names]
-  for key in ("checkpoint_best_metric", "target_metric"):
-    _require(not config[key] or config[key] in metrics,
-             f"config.{key} {config[key]!r} is not a metric this run records; use one of {', '.join(metrics)}")
+  fraction = config.dataset.get("validation_fraction", 0.0)
+  _require(0 <= fraction < 1, f"config.dataset.validation_fraction must be in [0, 1), got {fraction}")
+  splits = spec.splits + (("validation",) if fraction else ())
+  metrics = [f"{split}/{name}" for split in splits for name in task.metric_names]
+  for key in ("checkpoint_best_metric", "target_metric", "stop.metric"):
+    value = config.stop.metric if key == "stop.metric" else config[key]
+    _require(not value or value in metrics,
+             f"config.{key} {value!r} is not a metric this run records; use one of {', '.join(metrics)}"
+             + ("" if fraction else " (a validation split: config.dataset.validation_fraction > 0)"))
+  _require(config.stop.mode in ("min", "max"), f"config.stop.mode must be 'min' or 'max', got {config.stop.mode!r}")
+  _require(config.stop.patience >= 0 and config.stop.min_delta >= 0,
+           "config.stop.patience and config.stop.min_delta must be >= 0")
+  _require(not config.stop.at_target or config.target_metric,
+           "config.stop.at_target needs config.target_metric (and target_value) to stop at")
   for example in config.predict_examples:
     _require(len(input_shape) == 1 and len(example) == input_shape[0],
              f"config.predict_examples: {tuple(example)} must be {input_shape[0]} numbers, one per input feature"
@@ -203,7 +214,9 @@ def base_config() -> ml_collections.ConfigDict:
   config.name = ""
   config.seed = 0
   config.model = ml_collections.ConfigDict({"name": ""})
-  config.dataset = ml_collections.ConfigDict({"name": ""})
+  # validation_fraction > 0 carves a validation split from the training data (by validation_seed; a time
+  # series' last part), evaluated like the test split, so early stopping need not look at the test set.
+  config.dataset = ml_collections.ConfigDict({"name": "", "validation_fraction": 0.0, "validation_seed": 0})
   config.loss = ""
   # Any optax optimizer and schedule by name (nn_jax/optim.py); the schedule multiplies the learning rate.
   config.optimizer = ml_collections.ConfigDict({"name": "adam", "learning_rate": 1e-3,
@@ -240,8 +253,18 @@ def base_config() -> ml_collections.ConfigDict:
       "process_id": 0,
   })
   config.progress = True  # a progress bar per epoch, when stderr is a terminal
+  # "START:COUNT": a jax.profiler trace of those steps' dispatches into WORKDIR/profile (TensorBoard, Perfetto)
+  config.profile_steps = ""
   config.predict_examples = ()  # raw inputs whose predictions are printed after training
   # The run reports the wall time from launch until this evaluated metric first reaches the value.
   config.target_metric = ""  # e.g. "test/accuracy"; "": none
   config.target_value = 0.0
+  # Stopping before num_epochs (nn_jax/stopping.py): on a metric that stops improving, or at the target.
+  config.stop = ml_collections.ConfigDict({
+      "metric": "",  # e.g. "validation/loss"; "": no early stopping
+      "mode": "min",  # or "max"
+      "patience": 0,  # evaluations without improvement before stopping; 0: never
+      "min_delta": 0.0,  # what counts as an improvement
+      "at_target": False,  # stop once target_metric reaches target_value
+  })
   return config

@@ -19,6 +19,7 @@ import tqdm
 
 from nn_jax import parallel, step
 from nn_jax.errors import UserError
+from nn_jax.stopping import Stopper
 
 
 class Diverged(UserError):
@@ -93,6 +94,42 @@ class EpochSums:
     return {"sums": self.sums, "count": self.count}
 
 
+def parse_profile_steps(text: str) -> tuple[int, int] | None:
+  """"START:COUNT" -> (START, COUNT); "" -> None; UserError otherwise."""
+  if not text:
+    return None
+  start, sep, count = text.partition(":")
+  if not (sep and start.strip().isdigit() and count.strip().isdigit() and int(count) > 0):
+    raise UserError(f"config.profile_steps {text!r} must be START:COUNT with COUNT > 0, e.g. 100:20")
+  return int(start), int(count)
+
+
+class StepProfiler:
+  """`jax.profiler` traces of the dispatches covering steps START to START+COUNT-1 into `directory`."""
+
+  def __init__(self, steps: str, directory):
+    self.window = parse_profile_steps(steps)
+    self.directory = directory
+    self.active = False
+    self.done = False
+
+  def before(self, first_step: int, steps: int) -> None:
+    if self.window and not (self.active or self.done) and first_step + steps > self.window[0]:
+      jax.profiler.start_trace(str(self.directory))
+      self.active = True
+
+  def after(self, next_step: int, state) -> None:
+    if self.active and next_step >= sum(self.window):
+      jax.block_until_ready(state)  # the traced steps' device work, inside the trace
+      jax.profiler.stop_trace()
+      self.active, self.done = False, True
+
+  def close(self) -> None:
+    if self.active:
+      jax.profiler.stop_trace()
+      self.active = False
+
+
 class EpochLoop:
   """Trains from a position to `config.num_epochs`, yielding each finished chunk of epochs.
 
@@ -102,7 +139,7 @@ class EpochLoop:
   """
 
   def __init__(self, config, inputs, targets, train_step, mesh, state, progress, data_keys, source: str,
-               steps_per_dispatch: int, save_fn):
+               steps_per_dispatch: int, save_fn, profile_dir=None):
     self.config = config
     self.inputs, self.targets = inputs, targets
     self.num_examples = len(inputs)
@@ -116,6 +153,10 @@ class EpochLoop:
     self.batch = progress.get("batch", 0)
     sums = progress.get("sums", [{}] * self.seeds)
     self.sums = [EpochSums(**s) for s in (sums if isinstance(sums, list) else [sums])]
+    stoppers = progress.get("stoppers", [None] * self.seeds)
+    self.stoppers = [Stopper.from_config(config, state)
+                     for state in (stoppers if isinstance(stoppers, list) else [stoppers])]
+    self.active = np.array([not stopper.stopped for stopper in self.stoppers])
     self.last_saved_step = self.host_step if progress else None
     self._save_fn = save_fn
     self.stopped_by = ""
@@ -132,6 +173,10 @@ class EpochLoop:
     self._pending = []  # (first step, metrics still on the device) per dispatch not yet folded
     self._order = None  # the current epoch's order: on the device, or in host memory
     self._order_epoch = None
+    # Where the training time goes, as far as the host sees it: gathering and sending batches, handing the
+    # compiled program to the runtime, and waiting for the device's results (its compute, mostly).
+    self.split = {"host_input": 0.0, "dispatch": 0.0, "device_wait": 0.0}
+    self.profiler = StepProfiler(config.get("profile_steps", ""), profile_dir)
     if self.source in ("full", "device"):
       # Uploaded once, whole, to every device: a device-side batch is then exactly the host path's (the
       # same global order), and the gathered batch is split along the mesh as a host batch is.
@@ -148,6 +193,7 @@ class EpochLoop:
       in_shardings = {"full": (replicated, replicated),
                       "host": (replicated, parallel.split_along_data(self.mesh, batch_axis)),
                       "device": (replicated, replicated, replicated, replicated)}[self.source]
+      in_shardings += (replicated,) if self.seeds > 1 else ()  # the active seeds
       jitted = jax.jit(program, donate_argnums=0, in_shardings=in_shardings, out_shardings=replicated)
       start = time.perf_counter()
       self._programs[steps] = jitted.lower(self.state, *self._example_args(steps)).compile()
@@ -155,6 +201,9 @@ class EpochLoop:
     return self._programs[steps]
 
   def _example_args(self, steps: int):
+    return self._inputs_example(steps) + ((jnp.asarray(self.active),) if self.seeds > 1 else ())
+
+  def _inputs_example(self, steps: int):
     if self.source == "full":
       return (self.data,)
     if self.source == "device":
@@ -184,22 +233,32 @@ class EpochLoop:
     """Starts `steps` train steps from the current position; returns their metrics, still on the
     device (not waited for, so the host prepares the next dispatch while these steps run)."""
     program = self._program(steps)
+    self.profiler.before(self.host_step, steps)
+    start = time.perf_counter()
     if self.source == "full":
-      self.state, metrics = program(self.state, self.data)
+      args = (self.data,)
     elif self.source == "device":
-      self.state, metrics = program(self.state, self.data, self._epoch_order(), jnp.int32(self.batch))
+      args = (self.data, self._epoch_order(), jnp.int32(self.batch))
     else:
       order = self._epoch_order()
       window = order[..., self.batch * self.batch_size:(self.batch + steps) * self.batch_size]
       indices = window.reshape(*window.shape[:-1], steps, self.batch_size)
       batch_axis = 2 if self.seeds > 1 else 1
-      batches = parallel.global_batch(self.mesh, (self.inputs[indices], self.targets[indices]), batch_axis)
-      self.state, metrics = program(self.state, batches)
+      args = (parallel.global_batch(self.mesh, (self.inputs[indices], self.targets[indices]), batch_axis),)
+    if self.seeds > 1:
+      args += (jnp.asarray(self.active),)
+    prepared = time.perf_counter()
+    self.state, metrics = program(self.state, *args)
+    self.split["host_input"] += prepared - start
+    self.split["dispatch"] += time.perf_counter() - prepared
+    self.profiler.after(self.host_step + steps, self.state)
     return metrics
 
   def _fetch(self, metrics) -> list:
     """Dispatched metrics on the host: per seed, a list of per-step dicts."""
-    metrics = jax.device_get(metrics)
+    start = time.perf_counter()
+    metrics = jax.device_get(metrics)  # waits for the device: what it still had to compute
+    self.split["device_wait"] += time.perf_counter() - start
     steps = len(next(iter(metrics.values())))
     if self.seeds == 1:
       return [[{k: v[i] for k, v in metrics.items()} for i in range(steps)]]
@@ -209,7 +268,14 @@ class EpochLoop:
 
   def position(self) -> dict:
     sums = [s.to_json() for s in self.sums]
-    return {"epoch": self.epoch, "batch": self.batch, "sums": sums if self.seeds > 1 else sums[0]}
+    stoppers = [stopper.state() for stopper in self.stoppers]
+    if self.seeds == 1:
+      return {"epoch": self.epoch, "batch": self.batch, "sums": sums[0], "stoppers": stoppers[0]}
+    return {"epoch": self.epoch, "batch": self.batch, "sums": sums, "stoppers": stoppers}
+
+  def deactivate(self, seed_index: int) -> None:
+    """A seed that stopped early: its state stays as it is while the others train on."""
+    self.active[seed_index] = False
 
   def save(self, metrics: list | None = None, force: bool = False) -> None:
     """Checkpoints the current state and position, once per step and, unless `force`, at most every
@@ -225,9 +291,10 @@ class EpochLoop:
 
   def _fold_pending(self) -> None:
     """Folds the dispatched steps' metrics into the epoch sums, in step order (the divergence guard)."""
-    for first_step, metrics in self._pending:
+    for first_step, metrics, active in self._pending:
       for s, (sums, per_step) in enumerate(zip(self.sums, self._fetch(metrics))):
-        sums.fold(per_step, first_step, self.last_saved_step, s)
+        if active[s]:
+          sums.fold(per_step, first_step, self.last_saved_step, s)
     self._pending = []
 
   # --- the loop -----------------------------------------------------------------------------------
@@ -235,7 +302,7 @@ class EpochLoop:
   def run(self, stop):
     """Yields [[(epoch, train metrics), ...] per seed] after each chunk of epochs; `self.state` is then
     that chunk's end state. Returns early, after saving, when `stop` is requested."""
-    while self.epoch < self.config.num_epochs:
+    while self.epoch < self.config.num_epochs and self.active.any():
       if stop.requested:  # asked before this chunk began (during start-up, say): nothing new to save
         self.save(force=True)
         self.stopped_by = stop.reason
@@ -267,6 +334,8 @@ class EpochLoop:
     self.train_seconds += time.perf_counter() - start
     rows = [[] for _ in range(self.seeds)]
     for s, metrics in enumerate(per_seed):
+      if not self.active[s]:
+        continue
       for i, step_metrics in enumerate(metrics):
         sums = EpochSums()
         sums.fold([step_metrics], self.host_step + i, self.last_saved_step, s)
@@ -295,7 +364,7 @@ class EpochLoop:
     start, excluded_before = time.perf_counter(), self.compile_seconds + self.save_seconds
     while self.batch < self.steps_per_epoch:
       count = self._steps_next_dispatch()
-      self._pending.append((self.host_step, self._dispatch(count)))
+      self._pending.append((self.host_step, self._dispatch(count), self.active.copy()))
       self.batch, self.host_step = self.batch + count, self.host_step + count
       self.examples_trained += count * self.batch_size
       bar.update(count * self.batch_size)
@@ -309,6 +378,6 @@ class EpochLoop:
     if stop.requested and self.batch < self.steps_per_epoch:
       self.stopped_by = stop.reason
       return None
-    rows = [[(self.epoch + 1, sums.means())] for sums in self.sums]
+    rows = [[(self.epoch + 1, sums.means())] if active else [] for sums, active in zip(self.sums, self.active)]
     self.epoch, self.batch, self.sums = self.epoch + 1, 0, [EpochSums() for _ in range(self.seeds)]
     return rows

@@ -101,8 +101,9 @@ def make_dispatch(train_step, source: str, steps: int, seeds: int = 1, batch_siz
          "device": `(state, data, order, first_batch)`: data uploaded once; batch b of the epoch is
                    data[order[b*B:(b+1)*B]], gathered on the device.
   With seeds > 1 the state (and the host batches, and the device order) has a leading seed axis and
-  each step is vmapped over it; metrics then come back as (K, seeds). `batch_sharding` splits a
-  batch gathered on the device along the mesh, as a host batch is split.
+  each step is vmapped over it; metrics then come back as (K, seeds), and a last argument `active`
+  (seeds,) keeps a stopped seed's state as it was. `batch_sharding` splits a batch gathered on the
+  device along the mesh, as a host batch is split.
   """
 
   def loop(body, state, xs):
@@ -129,8 +130,14 @@ def make_dispatch(train_step, source: str, steps: int, seeds: int = 1, batch_siz
   program = {"full": full, "host": host, "device": device}[source]
   if seeds == 1:
     return program
+
+  def masked(state, *args):
+    *args, active = args
+    new_state, metrics = program(state, *args)
+    return jax.tree_util.tree_map(lambda new, old: jnp.where(active, new, old), new_state, state), metrics
+
   in_axes = {"full": (0, None), "host": (0, 0), "device": (0, None, 0, None)}[source]
-  return jax.vmap(program, in_axes=in_axes, out_axes=(0, 1))
+  return jax.vmap(masked, in_axes=(*in_axes, 0), out_axes=(0, 1))
 
 
 def make_predict(model):

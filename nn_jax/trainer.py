@@ -21,7 +21,7 @@ import numpy as np
 import optax
 import orbax.checkpoint
 
-from nn_jax import auto, data, interrupt, models, optim, parallel, pictures, plots, records, tasks
+from nn_jax import auto, data, interrupt, models, optim, parallel, pictures, plots, records, stopping, tasks
 from nn_jax.checkpoint import Checkpoints, tree_digest
 from nn_jax.errors import UserError
 from nn_jax.evaluation import Evaluator
@@ -32,7 +32,7 @@ from nn_jax.step import TrainState, make_train_step
 
 # Fields that say how long, how verbosely, where or how fast to run, not what; a resumed run may
 # change them (K steps per dispatch and where the data lives give the same numbers: tested).
-RESUMABLE_CHANGES = {"num_epochs", "progress", "log_every_epochs", "checkpoint_every_epochs",
+RESUMABLE_CHANGES = {"num_epochs", "progress", "profile_steps", "stop", "log_every_epochs", "checkpoint_every_epochs",
                      "checkpoint_every_steps", "checkpoint_min_interval_seconds", "checkpoint_async",
                      "keep_checkpoints", "allow_config_change", "distributed", "steps_per_dispatch",
                      "data_on_device", "deterministic", "target_metric", "target_value", "predict_examples"}
@@ -54,6 +54,7 @@ class Timing:
   evaluate_seconds: float = 0.0  # evaluations during and after training
   checkpoint_seconds: float = 0.0  # the part of checkpoint saves training waits for
   examples_trained: int = 0
+  train_split: dict = dataclasses.field(default_factory=dict)  # host input, dispatch, device wait (loop.py)
 
   def phases(self, wall_seconds: float, seeds: int) -> dict:
     """Where a run's time went, in seconds; `other` is the model summary, records, plots and the like."""
@@ -219,16 +220,19 @@ def setup(configs: list, workdirs: list, launch: float | None = None, initial_pa
     def save(state, position: dict, metrics) -> None:
       for s, run in enumerate(runs):
         seed_state = state if len(runs) == 1 else _unstack(state, s)
-        seed_position = position if len(runs) == 1 else {**position, "sums": position["sums"][s]}
-        run.checkpoints.save(seed_state, seed_position, metrics[s] if metrics else None)
         steps = int(seed_state.step)
+        if run.checkpoints.latest_step() == steps:
+          continue  # a seed that stopped early: its state, frozen, is saved already
+        seed_position = position if len(runs) == 1 else {
+            **position, "sums": position["sums"][s], "stoppers": position["stoppers"][s]}
+        run.checkpoints.save(seed_state, seed_position, metrics[s] if metrics else None)
         run.status.update(steps_done=steps, epochs_done=position["epoch"], last_checkpoint_step=steps)
 
     train_step = make_train_step(task, type(model).rng_streams, microbatches)
     on_device = resolved.data_on_device == "true"
     loop = EpochLoop(resolved, *dataset.splits["train"], train_step, mesh, state, progress,
                      [seed_keys(run.config.seed)["data"] for run in runs], "device" if on_device else "host",
-                     resolved.steps_per_dispatch, save)
+                     resolved.steps_per_dispatch, save, profile_dir=runs[0].workdir / "profile")
     for run in runs:
       run.log = records.MetricsLog(run.workdir, resume_after_epoch=loop.epoch, enabled=primary)
     evaluator = Evaluator(model, task, dataset, mesh, base.eval_batch_size, on_device)
@@ -282,7 +286,8 @@ def _open_runs(configs, workdirs, model, input_shape, num_examples, mesh, initia
     raise
   if len(runs) == 1:
     return runs, states[0], progresses[0]
-  progress = None if progresses[0] is None else {**progresses[0], "sums": [p["sums"] for p in progresses]}
+  progress = None if progresses[0] is None else {**progresses[0], "sums": [p["sums"] for p in progresses],
+                                                 "stoppers": [p.get("stoppers") for p in progresses]}
   return runs, jax.device_put(_stack(states), replicated), progress
 
 
@@ -313,41 +318,55 @@ def run_loop(session: Session, stop=None) -> str:
   interrupt.StopRequest already active (the CLI's, from start-up on); else one is made for the loop."""
   config, loop, runs = session.config, session.loop, session.runs
   eval_names = [name for name in session.dataset.splits if name != "train"]
-  target_split, _, target_name = config.target_metric.partition("/")
   with contextlib.ExitStack() as stack:
     stop = stop or stack.enter_context(interrupt.StopRequest())
     for rows in loop.run(stop):
       for run, seed_rows in zip(runs, rows):
         for epoch, metrics in seed_rows:
           run.log.write(epoch, "train", metrics)
-      epoch = rows[0][-1][0]
+      epoch, active = loop.epoch, [bool(seed_rows) for seed_rows in rows]
       evaluated = [{} for _ in runs]
+      ranked = [ranked_metrics(seed_rows[-1][1], {}) if seed_rows else {} for seed_rows in rows]
+      stopped_now = False
       if due(config.log_every_epochs, epoch, config.num_epochs):
         start = time.perf_counter()
         for s, run in enumerate(runs):
+          if not active[s]:
+            continue
           evaluated[s] = session.evaluator.evaluate(variables_of(session, s), eval_names)
           for name, metrics in evaluated[s].items():
             run.log.write(epoch, name, metrics)
-          reached = evaluated[s].get(target_split, {}).get(target_name)
-          if reached is not None and reached >= config.target_value and run.time_to_target is None:
+          ranked[s] = ranked_metrics(rows[s][-1][1], evaluated[s])
+          if config.target_metric in ranked[s] and run.time_to_target is None and stopping.reached(
+              config.target_metric, ranked[s][config.target_metric], config.target_value):
             run.time_to_target = {"metric": config.target_metric, "value": config.target_value, "epoch": epoch,
                                   "seconds_from_launch": time.time() - session.timing.launch}
+          if loop.stoppers[s].update(epoch, loop.host_step, ranked[s]):
+            loop.deactivate(s)
+            stopped_now = True
+            print(f"{_seed_name(runs, s)}stopped early at epoch {epoch}: {loop.stoppers[s].stopped['reason']}.")
         session.timing.evaluate_seconds += time.perf_counter() - start
         _print_epoch(config, epoch, rows, evaluated, runs)
-      if due(config.checkpoint_every_epochs, epoch, config.num_epochs):
-        loop.save([ranked_metrics(seed_rows[-1][1], evaluated[s]) for s, seed_rows in enumerate(rows)],
-                  force=epoch == config.num_epochs)
+      last = epoch == config.num_epochs or not loop.active.any()
+      if due(config.checkpoint_every_epochs, epoch, config.num_epochs) or stopped_now:
+        loop.save(ranked, force=last or stopped_now)
+  loop.profiler.close()
   session.timing.compile_seconds = loop.compile_seconds
   session.timing.train_seconds = loop.train_seconds
+  session.timing.train_split = dict(loop.split)
   session.timing.checkpoint_seconds = loop.save_seconds
   session.timing.examples_trained = loop.examples_trained
   return loop.stopped_by
 
 
+def _seed_name(runs, index: int) -> str:
+  return f"Seed {runs[index].config.seed} " if len(runs) > 1 else ""
+
+
 def _print_epoch(config, epoch: int, rows, evaluated, runs) -> None:
   if len(runs) > 1:
     print(f"Epoch {epoch}/{config.num_epochs}: {len(runs)} seeds, train loss "
-          + " ".join(f"{seed_rows[-1][1]['loss']:.4f}" for seed_rows in rows), flush=True)
+          + " ".join(f"{seed_rows[-1][1]['loss']:.4f}" if seed_rows else "(stopped)" for seed_rows in rows), flush=True)
     return
   line = f"Epoch {epoch}/{config.num_epochs}: train {format_metrics(rows[0][-1][1])}"
   for name, metrics in evaluated[0].items():
@@ -376,9 +395,11 @@ def finish(session: Session) -> list[dict]:
       pictures.draw(run.workdir, session.dataset, test_outputs,
                     lambda raw, v=variables: session.evaluator.predict_values(v, raw))
     steps = int(np.ravel(jax.device_get(session.loop.state.step))[s])
+    stopper = session.loop.stoppers[s]
+    epochs = stopper.stopped["epoch"] if stopper.stopped else run.config.num_epochs
     summary = {
         "final": final,
-        "epochs": run.config.num_epochs,
+        "epochs": epochs,
         "steps": steps,
         "data_seconds": timing.data_seconds,
         "compile_seconds": timing.compile_seconds / seeds,
@@ -387,6 +408,7 @@ def finish(session: Session) -> list[dict]:
                                       if timing.train_seconds else None),
         "wall_seconds": time.perf_counter() - timing.wall_start,
         "phases": timing.phases(time.perf_counter() - timing.wall_start, seeds),
+        "train_split": {k: v / seeds for k, v in timing.train_split.items()},
         "microbatches": session.microbatches,
         "resolved": session.choices,
         "params_digest": tree_digest(variables["params"]),
@@ -398,6 +420,7 @@ def finish(session: Session) -> list[dict]:
       summary["reference"] = session.dataset.reference_metrics
     if run.time_to_target:
       summary["time_to_target"] = run.time_to_target
+    summary.update(stopper.summary())
     if seeds == 1:
       for name, metrics in final.items():
         reference = session.dataset.reference_metrics.get(name, {})
@@ -410,7 +433,8 @@ def finish(session: Session) -> list[dict]:
       summary["predictions"] = predictions
     if primary:
       records.write_json(run.workdir / "summary.json", summary)
-    run.status.update(status="done", steps_done=steps, epochs_done=run.config.num_epochs)
+    run.status.update(status="done", steps_done=steps, epochs_done=epochs,
+                      message=f"stopped early: {stopper.stopped['reason']}" if stopper.stopped else "")
     if seeds == 1:
       print(f"Compile {summary['compile_seconds']:.2f} s, training {summary['train_seconds']:.2f} s after "
             f"compilation, wall {summary['wall_seconds']:.2f} s. Run directory: {run.workdir}")

@@ -9,6 +9,7 @@ import dataclasses
 from typing import Callable
 
 import ml_collections
+import numpy as np
 
 from nn_jax.data import breast_cancer, house_prices, mnist, series
 from nn_jax.data.dataset import Dataset
@@ -55,9 +56,39 @@ DATASETS = {
 }
 
 
+VALIDATION_FIELDS = ("validation_fraction", "validation_seed")
+
+
 def fields(dataset_config: ml_collections.ConfigDict) -> dict:
   return {k: v for k, v in dataset_config.items() if k != "name"}
 
 
 def load(dataset_config: ml_collections.ConfigDict) -> Dataset:
-  return DATASETS[dataset_config.name].load(**fields(dataset_config))
+  loader_fields = {k: v for k, v in fields(dataset_config).items() if k not in VALIDATION_FIELDS}
+  dataset = DATASETS[dataset_config.name].load(**loader_fields)
+  return with_validation(dataset, dataset_config.get("validation_fraction", 0.0),
+                         dataset_config.get("validation_seed", 0))
+
+
+def with_validation(dataset: Dataset, fraction: float, seed: int) -> Dataset:
+  """`dataset` with a "validation" split carved from its training split: `fraction` of it, chosen by
+  `seed` (a time series: its last part, so validation follows training in time). The scaling the loader
+  fitted on the whole training split is kept."""
+  if not fraction:
+    return dataset
+  inputs, targets = dataset.splits["train"]
+  count = max(1, int(round(len(inputs) * fraction)))
+  if count >= len(inputs):
+    raise UserError(f"config.dataset.validation_fraction {fraction} leaves no training examples of {len(inputs)}")
+  if dataset.target_times:
+    is_validation = np.arange(len(inputs)) >= len(inputs) - count
+  else:
+    is_validation = np.zeros(len(inputs), bool)
+    is_validation[np.random.default_rng(seed).permutation(len(inputs))[:count]] = True
+  splits = {"train": (inputs[~is_validation], targets[~is_validation]),
+            "validation": (inputs[is_validation], targets[is_validation]),
+            **{name: split for name, split in dataset.splits.items() if name != "train"}}
+  times = dict(dataset.target_times)
+  if "train" in times:
+    times["validation"], times["train"] = times["train"][is_validation], times["train"][~is_validation]
+  return dataclasses.replace(dataset, splits=splits, target_times=times)
