@@ -148,3 +148,19 @@ def test_microbatch_count():
   assert trainer.microbatch_count(200, 0) == 1 and trainer.microbatch_count(200, 200) == 1
   with pytest.raises(UserError, match="microbatch_size 30 does not divide the batch of 200"):
     trainer.microbatch_count(200, 30)
+
+
+@pytest.mark.slow
+def test_the_profiler_traces_the_asked_steps_and_the_summary_splits_the_training_time(tmp_path, quiet_progress):
+  summary = trainer.train_and_evaluate(experiment("fnn_binary", "num_epochs=3", "profile_steps=14:5"), tmp_path)
+  traces = list((tmp_path / "profile").rglob("*.xplane.pb"))
+  assert len(traces) == 1 and traces[0].stat().st_size > 1000
+  split = summary["train_split"]
+  assert set(split) == {"host_input", "dispatch", "device_wait"} and all(v >= 0 for v in split.values())
+  assert sum(split.values()) <= summary["train_seconds"] * 1.5 + 0.05
+  assert set(summary["phases"]) == {"before_setup", "data", "compile", "train", "evaluate", "checkpoint", "other"}
+
+
+def test_profile_steps_must_be_start_and_count():
+  with pytest.raises(UserError, match="must be START:COUNT with COUNT > 0"):
+    experiment("fnn_binary", "profile_steps=5")
