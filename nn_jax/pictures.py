@@ -90,19 +90,24 @@ def forecast(dataset, outputs: np.ndarray, workdir: pathlib.Path) -> list[str]:
   return ["forecast.png"]
 
 
-def house_prices(dataset, predict_values, workdir: pathlib.Path, ages=(2, 10, 20)) -> list[str]:
-  """`predict_values(raw (N, 2) [size, age]) -> prices`."""
+HOUSE_AGES = (2, 10, 20)
+
+
+def _house_sizes(table: np.ndarray) -> np.ndarray:
+  return np.linspace(table[:, 0].min() - 10, table[:, 0].max() + 10, 60)
+
+
+def house_prices(curves: dict, workdir: pathlib.Path) -> list[str]:
+  """`curves`: age -> predicted prices at `_house_sizes`, from `model_outputs`."""
   from nn_jax.data import house_prices as table_module  # the raw table, in the user's units
   table = table_module.read_table()
-  sizes = np.linspace(table[:, 0].min() - 10, table[:, 0].max() + 10, 60)
   fig = Figure(figsize=(7, 4.5))
   ax = fig.subplots()
-  colors = matplotlib.colormaps["viridis"](np.linspace(0, 0.85, len(ages)))
-  for age, color in zip(ages, colors):
-    prices = np.asarray(predict_values(np.stack([sizes, np.full_like(sizes, age)], axis=1))).ravel()
-    ax.plot(sizes, prices, color=color, label=f"model, {age} years old")
-  points = ax.scatter(table[:, 0], table[:, 2], c=table[:, 1], cmap="viridis", vmin=min(ages), vmax=max(ages) * 1.15,
-                      edgecolors="black", zorder=3, label="the article's 20 houses")
+  colors = matplotlib.colormaps["viridis"](np.linspace(0, 0.85, len(curves)))
+  for (age, prices), color in zip(curves.items(), colors):
+    ax.plot(_house_sizes(table), prices, color=color, label=f"model, {age} years old")
+  points = ax.scatter(table[:, 0], table[:, 2], c=table[:, 1], cmap="viridis", vmin=min(curves),
+                      vmax=max(curves) * 1.15, edgecolors="black", zorder=3, label="the article's 20 houses")
   fig.colorbar(points, ax=ax, label="age (years)")
   ax.set_xlabel("Size (m²)")
   ax.set_ylabel("Price (t€)")
@@ -113,9 +118,22 @@ def house_prices(dataset, predict_values, workdir: pathlib.Path, ages=(2, 10, 20
   return ["price_by_size.png"]
 
 
-def draw(workdir: pathlib.Path, dataset, test_outputs, predict_values) -> list[str]:
-  """The pictures for `dataset`'s kind of run; returns their file names. `test_outputs`: the model's outputs
-  on the test split (None without one)."""
+def model_outputs(dataset, evaluator, variables) -> dict:
+  """What the pictures need from the model. Computing it is collective in a multi-host run, so every
+  process calls this; only the first draws."""
+  if dataset.name == "house_prices":
+    from nn_jax.data import house_prices as table_module
+    sizes = _house_sizes(table_module.read_table())
+    return {"curves": {age: np.asarray(evaluator.predict_values(variables, np.stack(
+        [sizes, np.full_like(sizes, age)], axis=1))).ravel() for age in HOUSE_AGES}}
+  if "test" in dataset.splits:
+    return {"test_outputs": evaluator.split_outputs(variables, "test")}
+  return {}
+
+
+def draw(workdir: pathlib.Path, dataset, outputs: dict) -> list[str]:
+  """The pictures for `dataset`'s kind of run, from `model_outputs`; returns their file names."""
+  test_outputs = outputs.get("test_outputs")
   if dataset.name == "mnist":
     return digits(*dataset.splits["test"], test_outputs, workdir)
   if dataset.name == "breast_cancer":
@@ -123,5 +141,5 @@ def draw(workdir: pathlib.Path, dataset, test_outputs, predict_values) -> list[s
   if dataset.target_times and test_outputs is not None:
     return forecast(dataset, test_outputs, workdir)
   if dataset.name == "house_prices":
-    return house_prices(dataset, predict_values, workdir)
+    return house_prices(outputs["curves"], workdir)
   return []

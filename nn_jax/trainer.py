@@ -388,12 +388,11 @@ def finish(session: Session) -> list[dict]:
     start = time.perf_counter()
     final = session.evaluator.evaluate(variables, list(session.dataset.splits))
     timing.evaluate_seconds += time.perf_counter() - start
+    picture_outputs = pictures.model_outputs(session.dataset, session.evaluator, variables)
     if primary:
       plots.plot_run(records.read_metrics(run.workdir), run.workdir, run.config.name or run.config.model.name,
                      session.task.curve)
-      test_outputs = session.evaluator.split_outputs(variables, "test") if "test" in session.dataset.splits else None
-      pictures.draw(run.workdir, session.dataset, test_outputs,
-                    lambda raw, v=variables: session.evaluator.predict_values(v, raw))
+      pictures.draw(run.workdir, session.dataset, picture_outputs)
     steps = int(np.ravel(jax.device_get(session.loop.state.step))[s])
     stopper = session.loop.stoppers[s]
     epochs = stopper.stopped["epoch"] if stopper.stopped else run.config.num_epochs

@@ -7,7 +7,7 @@ import tensorflow_datasets as tfds
 
 from conftest import experiment
 from nn_jax import pictures, trainer
-from nn_jax.data import house_prices, series
+from nn_jax.data import series
 
 
 def _check_png(path, min_width=400):
@@ -45,8 +45,8 @@ def test_forecast_against_the_series_and_the_naive_baseline(tmp_path):
 
 
 def test_house_price_by_size_with_the_houses(tmp_path):
-  dataset = house_prices.load()
-  pictures.house_prices(dataset, lambda raw: 35 + 1.8 * raw[:, 0] - 1.5 * raw[:, 1], tmp_path)
+  sizes = np.linspace(60, 160, 60)
+  pictures.house_prices({age: 35 + 1.8 * sizes - 1.5 * age for age in (2, 10, 20)}, tmp_path)
   _check_png(tmp_path / "price_by_size.png")
 
 
