@@ -57,7 +57,7 @@ train-gru: $(STAMP)
 
 sweep: $(STAMP)
 	@test -n "$(SWEEP)" || { echo "make sweep: give SWEEP=experiments/sweeps/NAME.py" >&2; exit 2; }
-	$(PY) -m nn_jax sweep --sweep $(SWEEP) --workdir $(or $(WORKDIR),runs/sweeps/$(basename $(notdir $(SWEEP))))
+	$(PY) -m nn_jax sweep --sweep $(SWEEP) --workdir $(or $(WORKDIR),runs/sweeps/$(basename $(notdir $(SWEEP)))) --launcher $(or $(LAUNCHER),local) $(ARGS)
 
 report: $(STAMP)
 	@test -n "$(DIR)" || { echo "make report: give DIR=runs/sweeps/NAME (and OUT=... to write elsewhere)" >&2; exit 2; }

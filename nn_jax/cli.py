@@ -51,6 +51,10 @@ def _parser() -> argparse.ArgumentParser:
   sweep = commands.add_parser("sweep", help="run a grid of experiments, seeds vectorized; resumes")
   sweep.add_argument("--sweep", required=True, help="sweep file, e.g. experiments/sweeps/rnn_cells.py")
   sweep.add_argument("--workdir", required=True, help="the sweep's folder; one run directory per grid point and seed")
+  sweep.add_argument("--launcher", default="local", choices=("local", "slurm", "submitit_local"),
+                     help="local: here, point after point; slurm: a job array, one task per point; "
+                          "submitit_local: those tasks as processes here (default: local)")
+  sweep.add_argument("--wait", action="store_true", help="slurm: wait for the tasks to finish")
   export = commands.add_parser("export", help="write a run's model as a jax.export function and its variables")
   export.add_argument("--workdir", required=True, help="a run directory written by `train`")
   report = commands.add_parser("report", help="tables and plots comparing every run below a folder")
@@ -90,6 +94,7 @@ def _train(args, overrides) -> None:
   from nn_jax import interrupt, parallel, trainer  # imported late: bad input is reported before JAX starts
   with interrupt.StopRequest() as stop:  # from start-up on: a signal at any moment stops cleanly
     parallel.initialize_distributed(config.distributed)
+    stop.agree_across_processes()
     if not parallel.is_primary():
       sys.stdout = open(os.devnull, "w")  # one log for the whole job: process 0's
     trainer.train_and_evaluate(config, workdir, launch=process_start_time(), stop=stop)
@@ -118,13 +123,19 @@ def _predict(args) -> None:
   evaluator.predict(variables, raw)
 
 
-def _sweep(args) -> None:
+def _sweep(args, slurm_arguments) -> None:
   from nn_jax import interrupt, sweep
   workdir = _workdir(args.workdir)
+  if slurm_arguments and args.launcher == "local":
+    raise UserError("--slurm.* parameters need --launcher slurm (or submitit_local)")
+  parameters = {}
+  if args.launcher != "local":
+    from nn_jax import slurm
+    parameters = slurm.parse_overrides(slurm_arguments)
   configs = [config for _, point in sweep.expand(sweep.load_sweep(args.sweep)) for config in point]
   use_deterministic_ops(all(config.deterministic for config in configs))
   with interrupt.StopRequest() as stop:  # between runs too: a signal stops the sweep cleanly
-    if not sweep.run_sweep(args.sweep, workdir, stop):
+    if not sweep.run_sweep(args.sweep, workdir, stop, args.launcher, parameters, args.wait):
       print("Sweep stopped; run the same command again to finish it.")
 
 
@@ -147,16 +158,19 @@ def main(argv=None) -> int:
   logging.getLogger("absl").setLevel(logging.ERROR)
   argv = list(sys.argv[1:] if argv is None else argv)
   overrides = [a for a in argv if a.startswith("--config.")]
-  rest = [a for a in argv if not a.startswith("--config.")]
+  slurm_arguments = [a for a in argv if a.startswith("--slurm.")]
+  rest = [a for a in argv if not a.startswith(("--config.", "--slurm."))]
   try:
     args = _parser().parse_args(rest)
     if args.command != "train" and overrides:
       raise UserError(f"{args.command} takes no --config.* overrides")
+    if args.command != "sweep" and slurm_arguments:
+      raise UserError(f"{args.command} takes no --slurm.* parameters (sweep --launcher slurm does)")
     if args.command in ("predict", "report", "export"):
       from nn_jax import interrupt
       interrupt.stop_catching()  # nothing to save: signals act as usual
     {"train": lambda: _train(args, overrides), "predict": lambda: _predict(args),
-     "sweep": lambda: _sweep(args), "report": lambda: _report(args), "export": lambda: _export(args)}[args.command]()
+     "sweep": lambda: _sweep(args, slurm_arguments), "report": lambda: _report(args), "export": lambda: _export(args)}[args.command]()
   except UserError as e:
     print(f"nn_jax: error: {e}", file=sys.stderr)
     return e.exit_code

@@ -169,6 +169,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
   _require(config.checkpoint_min_interval_seconds >= 0,
            f"config.checkpoint_min_interval_seconds must be >= 0, got {config.checkpoint_min_interval_seconds}")
   loop.parse_profile_steps(config.profile_steps)
+  _require(config.watchdog_seconds >= 0 or config.watchdog_seconds == -1,
+           f"config.watchdog_seconds must be > 0 (a limit), 0 (auto) or -1 (off), got {config.watchdog_seconds}")
+  _require(config.watchdog_first_seconds > 0,
+           f"config.watchdog_first_seconds must be positive, got {config.watchdog_first_seconds}")
   _require(config.microbatch_size >= 0,
            f"config.microbatch_size must be >= 0 (0 = chosen per backend), got {config.microbatch_size}")
   _require(not (config.batch_size and config.microbatch_size) or config.batch_size % config.microbatch_size == 0,
@@ -252,6 +256,11 @@ def base_config() -> ml_collections.ConfigDict:
       "num_processes": 1,
       "process_id": 0,
   })
+  # A train dispatch, wait, evaluation or save that runs longer ends the process with exit code 75, saying
+  # which process, step and phase hung (nn_jax/watchdog.py): seconds; 0: ten times that phase's median
+  # plus a minute; -1: off. Each phase's first occurrence (compilation, first save) gets watchdog_first_seconds.
+  config.watchdog_seconds = 0.0
+  config.watchdog_first_seconds = 600.0
   config.progress = True  # a progress bar per epoch, when stderr is a terminal
   # "START:COUNT": a jax.profiler trace of those steps' dispatches into WORKDIR/profile (TensorBoard, Perfetto)
   config.profile_steps = ""

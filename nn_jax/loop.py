@@ -20,6 +20,7 @@ import tqdm
 from nn_jax import parallel, step
 from nn_jax.errors import UserError
 from nn_jax.stopping import Stopper
+from nn_jax.watchdog import Watchdog
 
 
 class Diverged(UserError):
@@ -139,8 +140,9 @@ class EpochLoop:
   """
 
   def __init__(self, config, inputs, targets, train_step, mesh, state, progress, data_keys, source: str,
-               steps_per_dispatch: int, save_fn, profile_dir=None):
+               steps_per_dispatch: int, save_fn, profile_dir=None, watchdog=None):
     self.config = config
+    self.watchdog = watchdog or Watchdog(seconds=-1, first_seconds=0)  # off unless given one
     self.inputs, self.targets = inputs, targets
     self.num_examples = len(inputs)
     self.full_batch, self.batch_size, self.steps_per_epoch = batch_plan(config.batch_size, self.num_examples)
@@ -233,6 +235,10 @@ class EpochLoop:
     """Starts `steps` train steps from the current position; returns their metrics, still on the
     device (not waited for, so the host prepares the next dispatch while these steps run)."""
     program = self._program(steps)
+    with self.watchdog.phase("dispatching train steps", self.host_step):
+      return self._dispatch_compiled(program, steps)
+
+  def _dispatch_compiled(self, program, steps: int):
     self.profiler.before(self.host_step, steps)
     start = time.perf_counter()
     if self.source == "full":
@@ -257,7 +263,8 @@ class EpochLoop:
   def _fetch(self, metrics) -> list:
     """Dispatched metrics on the host: per seed, a list of per-step dicts."""
     start = time.perf_counter()
-    metrics = jax.device_get(metrics)  # waits for the device: what it still had to compute
+    with self.watchdog.phase("waiting for train steps", self.host_step):  # where a stalled collective shows
+      metrics = jax.device_get(metrics)  # waits for the device: what it still had to compute
     self.split["device_wait"] += time.perf_counter() - start
     steps = len(next(iter(metrics.values())))
     if self.seeds == 1:
@@ -284,7 +291,8 @@ class EpochLoop:
     recent = time.perf_counter() - self._last_save_time < self.config.checkpoint_min_interval_seconds
     if self.host_step != self.last_saved_step and (force or not recent):
       start = time.perf_counter()
-      self._save_fn(self.state, self.position(), metrics)
+      with self.watchdog.phase("checkpoint save", self.host_step):
+        self._save_fn(self.state, self.position(), metrics)
       self.save_seconds += time.perf_counter() - start
       self._last_save_time = time.perf_counter()
       self.last_saved_step = self.host_step
@@ -303,7 +311,7 @@ class EpochLoop:
     """Yields [[(epoch, train metrics), ...] per seed] after each chunk of epochs; `self.state` is then
     that chunk's end state. Returns early, after saving, when `stop` is requested."""
     while self.epoch < self.config.num_epochs and self.active.any():
-      if stop.requested:  # asked before this chunk began (during start-up, say): nothing new to save
+      if stop.at_boundary():  # asked before this chunk began (during start-up, say): nothing new to save
         self.save(force=True)
         self.stopped_by = stop.reason
         return
@@ -368,9 +376,10 @@ class EpochLoop:
       self.batch, self.host_step = self.batch + count, self.host_step + count
       self.examples_trained += count * self.batch_size
       bar.update(count * self.batch_size)
-      if stop.requested or (every and self.host_step % every == 0 and self.batch < self.steps_per_epoch):
-        self.save(force=stop.requested)
-        if stop.requested:
+      stopping = stop.at_boundary()
+      if stopping or (every and self.host_step % every == 0 and self.batch < self.steps_per_epoch):
+        self.save(force=stopping)
+        if stopping:
           break
     self._fold_pending()  # waits for the epoch's last step
     self.train_seconds += time.perf_counter() - start - (self.compile_seconds + self.save_seconds - excluded_before)

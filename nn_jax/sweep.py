@@ -6,10 +6,13 @@ A sweep file defines `get_sweep()` returning a dict:
   axes       {dotted key: [values, ...]}: the grid is their product (optional)
   seeds      [seed, ...]
   vectorize_seeds  train a point's seeds as one vmapped program (default True)
+  slurm      {submitit parameter: value} for --launcher slurm (optional; nn_jax/slurm.py)
 
 Every run gets DIR/<point>/seed_<n>/, an ordinary run directory. Starting the
 sweep again skips finished runs and resumes unfinished ones from their
-checkpoints, still vectorized where the seeds were saved together.
+checkpoints, still vectorized where the seeds were saved together. The local
+launcher runs the points here, one after another; `slurm` submits one job-array
+task per point (nn_jax/slurm.py).
 """
 
 import importlib.util
@@ -24,7 +27,7 @@ from nn_jax.errors import UserError
 from nn_jax.lock import RunLock
 from nn_jax.loop import Diverged
 
-SWEEP_KEYS = {"config", "overrides", "axes", "seeds", "vectorize_seeds"}
+SWEEP_KEYS = {"config", "overrides", "axes", "seeds", "vectorize_seeds", "slurm"}
 
 
 def load_sweep(path: str) -> dict:
@@ -40,7 +43,7 @@ def load_sweep(path: str) -> dict:
   unknown = set(sweep) - SWEEP_KEYS
   if unknown or "config" not in sweep or "seeds" not in sweep:
     raise UserError(f"sweep {path}: get_sweep() must return config, seeds and optionally overrides, axes, "
-                    f"vectorize_seeds (unknown: {', '.join(sorted(unknown)) or 'none'})")
+                    f"vectorize_seeds, slurm (unknown: {', '.join(sorted(unknown)) or 'none'})")
   seeds = list(sweep["seeds"])
   if not seeds:
     raise UserError(f"sweep {path}: seeds is empty; give at least one seed")
@@ -93,18 +96,33 @@ def _check_unchanged(expanded, root: pathlib.Path) -> None:
                     f"use a new --workdir")
 
 
-def run_sweep(sweep_path: str, root: pathlib.Path, stop=None) -> bool:
+def run_sweep(sweep_path: str, root: pathlib.Path, stop=None, launcher: str = "local",
+              slurm_parameters: dict | None = None, wait: bool = False) -> bool:
   """Runs what is missing of the sweep; returns False when a signal stopped it (`stop`: an
   interrupt.StopRequest, checked between runs too). A diverging point is recorded as diverged (its
-  status.json; the report lists it) and the sweep goes on."""
+  status.json; the report lists it) and the sweep goes on. `launcher` "slurm" or "submitit_local"
+  submits one task per unfinished point instead (nn_jax/slurm.py); "slurm" waits only when `wait`."""
   sweep = load_sweep(sweep_path)
   expanded = expand(sweep)
   _check_unchanged(expanded, root)
+  if launcher != "local":
+    from nn_jax import slurm  # checks the parameters before anything is written
+    parameters = {**sweep.get("slurm", {}), **(slurm_parameters or {})}
+    slurm.check(launcher, parameters)
   root.mkdir(parents=True, exist_ok=True)
   lock = RunLock(root)
   try:
     records.write_text_atomically(root / "sweep.json",
                                   json.dumps({"sweep": sweep_path, **sweep}, indent=2, default=str) + "\n")
+    if launcher != "local":
+      todo = [i for i, (point, configs) in enumerate(expanded) if _runs_to_do(point, configs, root)]
+      if not todo:
+        print(f"All {len(expanded)} points are done; make report DIR={root}")
+        return True
+      jobs = slurm.submit(launcher, sweep_path, root, todo, parameters, name=root.name)
+      print(f"Submitted {len(jobs)} tasks (one per unfinished grid point) as job {jobs[0].job_id.split('_')[0]}; "
+            f"logs in {root / 'submitit'}/. When they are done: make report DIR={root}", flush=True)
+      return slurm.wait(jobs, stop) if wait or launcher == "submitit_local" else True
     for point, configs in expanded:
       if not _run_point(point, configs, root, sweep.get("vectorize_seeds", True), stop):
         return False
@@ -113,10 +131,20 @@ def run_sweep(sweep_path: str, root: pathlib.Path, stop=None) -> bool:
     lock.release()
 
 
+def run_point(sweep_path: str, root: pathlib.Path, index: int, stop=None) -> bool:
+  """Grid point `index` of the sweep (a cluster task's work); False when a signal stopped it."""
+  sweep = load_sweep(sweep_path)
+  point, configs = expand(sweep)[index]
+  return _run_point(point, configs, root, sweep.get("vectorize_seeds", True), stop)
+
+
+def _runs_to_do(point, configs, root: pathlib.Path) -> list:
+  return [c for c in configs if _status(root / point_name(point) / f"seed_{c.seed}") not in ("done", "diverged")]
+
+
 def _run_point(point, configs, root: pathlib.Path, vectorize: bool, stop) -> bool:
   name = point_name(point)
-  workdirs = [root / name / f"seed_{config.seed}" for config in configs]
-  todo = [(c, w) for c, w in zip(configs, workdirs) if _status(w) not in ("done", "diverged")]
+  todo = [(c, root / name / f"seed_{c.seed}") for c in _runs_to_do(point, configs, root)]
   print(f"== {name}: {len(configs) - len(todo)} of {len(configs)} runs done", flush=True)
   if stop is not None and stop.requested:
     return False

@@ -10,6 +10,7 @@ one-run form. A run resumes from its workdir's latest good checkpoint, exactly.
 import contextlib
 import dataclasses
 import pathlib
+import sys
 import time
 
 import flax
@@ -29,13 +30,15 @@ from nn_jax.lock import RunLock
 from nn_jax.loop import Diverged, EpochLoop, batch_plan, due, ranked_metrics, seed_keys
 from nn_jax.status import RunStatus
 from nn_jax.step import TrainState, make_train_step
+from nn_jax.watchdog import Watchdog
 
 # Fields that say how long, how verbosely, where or how fast to run, not what; a resumed run may
 # change them (K steps per dispatch and where the data lives give the same numbers: tested).
 RESUMABLE_CHANGES = {"num_epochs", "progress", "profile_steps", "stop", "log_every_epochs", "checkpoint_every_epochs",
                      "checkpoint_every_steps", "checkpoint_min_interval_seconds", "checkpoint_async",
                      "keep_checkpoints", "allow_config_change", "distributed", "steps_per_dispatch",
-                     "data_on_device", "deterministic", "target_metric", "target_value", "predict_examples"}
+                     "data_on_device", "deterministic", "target_metric", "target_value", "predict_examples",
+                     "watchdog_seconds", "watchdog_first_seconds"}
 
 
 class CannotVectorize(Exception):
@@ -230,9 +233,17 @@ def setup(configs: list, workdirs: list, launch: float | None = None, initial_pa
 
     train_step = make_train_step(task, type(model).rng_streams, microbatches)
     on_device = resolved.data_on_device == "true"
+
+    def record_stuck(details: dict, message: str) -> None:  # from the watchdog's thread, on any process
+      for run in runs:
+        run.status.enabled = True
+        run.status.update(status="stuck", stuck=details, message=message)
+
+    watchdog = Watchdog(base.watchdog_seconds, base.watchdog_first_seconds, on_stuck=record_stuck,
+                        process=f"process {jax.process_index()} of {jax.process_count()}")
     loop = EpochLoop(resolved, *dataset.splits["train"], train_step, mesh, state, progress,
                      [seed_keys(run.config.seed)["data"] for run in runs], "device" if on_device else "host",
-                     resolved.steps_per_dispatch, save, profile_dir=runs[0].workdir / "profile")
+                     resolved.steps_per_dispatch, save, profile_dir=runs[0].workdir / "profile", watchdog=watchdog)
     for run in runs:
       run.log = records.MetricsLog(run.workdir, resume_after_epoch=loop.epoch, enabled=primary)
     evaluator = Evaluator(model, task, dataset, mesh, base.eval_batch_size, on_device)
@@ -333,7 +344,8 @@ def run_loop(session: Session, stop=None) -> str:
         for s, run in enumerate(runs):
           if not active[s]:
             continue
-          evaluated[s] = session.evaluator.evaluate(variables_of(session, s), eval_names)
+          with loop.watchdog.phase("evaluation", loop.host_step):
+            evaluated[s] = session.evaluator.evaluate(variables_of(session, s), eval_names)
           for name, metrics in evaluated[s].items():
             run.log.write(epoch, name, metrics)
           ranked[s] = ranked_metrics(rows[s][-1][1], evaluated[s])
@@ -386,9 +398,10 @@ def finish(session: Session) -> list[dict]:
   for s, run in enumerate(session.runs):
     variables = variables_of(session, s)
     start = time.perf_counter()
-    final = session.evaluator.evaluate(variables, list(session.dataset.splits))
+    with session.loop.watchdog.phase("final evaluation", session.loop.host_step):
+      final = session.evaluator.evaluate(variables, list(session.dataset.splits))
+      picture_outputs = pictures.model_outputs(session.dataset, session.evaluator, variables)
     timing.evaluate_seconds += time.perf_counter() - start
-    picture_outputs = pictures.model_outputs(session.dataset, session.evaluator, variables)
     if primary:
       plots.plot_run(records.read_metrics(run.workdir), run.workdir, run.config.name or run.config.model.name,
                      session.task.curve)
@@ -462,6 +475,13 @@ def train(configs: list, workdirs: list, launch: float | None = None, initial_pa
   """
   session = setup(configs, [pathlib.Path(w) for w in workdirs], launch, initial_params)
   try:
+    return _train_session(session, stop)
+  finally:
+    session.loop.watchdog.close()  # after finish: its final evaluation is watched too
+
+
+def _train_session(session: Session, stop) -> list[dict] | None:
+  try:
     stopped_by = run_loop(session, stop)
   except Diverged as e:
     if len(session.runs) > 1:
@@ -469,7 +489,8 @@ def train(configs: list, workdirs: list, launch: float | None = None, initial_pa
     session.runs[0].status.update(status="diverged", message=str(e))
     raise
   finally:
-    close(session)
+    with session.loop.watchdog.phase("finishing checkpoint writes", session.loop.host_step):
+      close(session)
   if stopped_by:
     loop = session.loop
     message = (f"Stopped by {stopped_by} at step {loop.host_step}; checkpoint saved. "
@@ -477,6 +498,9 @@ def train(configs: list, workdirs: list, launch: float | None = None, initial_pa
     for run in session.runs:
       run.status.update(status="preempted", preemptions=run.status.fields["preemptions"] + 1, message=message)
     print(message)
+    if jax.process_count() > 1:  # every process's own log (stderr) says where it stopped
+      print(f"process {jax.process_index()} of {jax.process_count()}: stopped at step {loop.host_step}",
+            file=sys.stderr, flush=True)
     return None
   return finish(session)
 

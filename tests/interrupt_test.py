@@ -23,3 +23,24 @@ def test_a_second_ctrl_c_interrupts_at_once():
     assert stop.requested
     with pytest.raises(KeyboardInterrupt):
       os.kill(os.getpid(), signal.SIGINT)
+
+
+def test_a_hand_over_signal_stops_first_then_reaches_the_earlier_handler():
+  calls = []
+  previous = signal.signal(signal.SIGUSR2, lambda signum, frame: calls.append(signum))  # submitit's requeue, say
+  try:
+    with StopRequest(hand_over=(signal.SIGUSR2,)) as stop:
+      os.kill(os.getpid(), signal.SIGUSR2)
+      assert stop.requested and stop.reason == "SIGUSR2"
+      assert calls == []  # the run saves and stops first
+    assert calls == [signal.SIGUSR2]
+  finally:
+    signal.signal(signal.SIGUSR2, previous)
+
+
+def test_one_process_stops_at_the_boundary_after_its_own_signal():
+  with StopRequest() as stop:
+    stop.agree_across_processes()  # one process: nothing to agree with
+    assert not stop.at_boundary()
+    os.kill(os.getpid(), signal.SIGTERM)
+    assert stop.at_boundary()

@@ -2,16 +2,20 @@
 
 import json
 import os
+import random
+import re
+import signal
 import socket
 import subprocess
 import sys
+import time
 
 import jax
 import numpy as np
 import pytest
 
 from conftest import ROOT
-from nn_jax import trainer
+from nn_jax import trainer, watchdog
 
 pytestmark = pytest.mark.slow  # subprocesses of the real CLI: the full tier (make test)
 
@@ -73,3 +77,76 @@ def test_four_devices_train_like_one(tmp_path):
     runs[devices] = trainer.restore_for_inference(workdir)[2]
   for a, b in zip(jax.tree_util.tree_leaves(runs[1]), jax.tree_util.tree_leaves(runs[4])):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+FNN = str(ROOT / "experiments" / "fnn_binary.py")
+
+
+def _two_processes(workdir, *args, env=None):
+  address = f"127.0.0.1:{_free_port()}"
+  return [subprocess.Popen(
+      [sys.executable, "-m", "nn_jax", "train", "--config", FNN, "--workdir", str(workdir), "--config.progress=False",
+       *args, f"--config.distributed.coordinator_address={address}", "--config.distributed.num_processes=2",
+       f"--config.distributed.process_id={i}"],
+      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env={**os.environ, **(env or {})})
+      for i in range(2)]
+
+
+def _final_params(workdir):
+  return jax.tree_util.tree_leaves(trainer.restore_for_inference(workdir)[2]["params"])
+
+
+def test_sigterm_to_one_process_stops_both_at_the_same_step_and_resumes_exactly(tmp_path):
+  args = ["--config.num_epochs=30", "--config.steps_per_dispatch=1", "--config.log_every_epochs=1",
+          "--config.checkpoint_every_epochs=0"]
+  for process in _two_processes(tmp_path / "uninterrupted", *args):
+    _, err = process.communicate(timeout=300)
+    assert process.returncode == 0, err[-3000:]
+
+  first, second = _two_processes(tmp_path / "interrupted", *args)
+  epochs_seen = 0
+  for line in first.stdout:  # process 0 logs; process 1, which gets the signal, does not
+    epochs_seen += line.startswith("Epoch ")
+    if epochs_seen == 3:
+      time.sleep(random.Random().uniform(0, 0.3))  # at a random moment of epoch 4
+      second.send_signal(signal.SIGTERM)
+      break
+  outputs = [first.communicate(timeout=120), second.communicate(timeout=120)]
+  for process, (out, err) in zip((first, second), outputs):
+    assert process.returncode == 0, err[-3000:]
+  stopped_at = [re.search(r"process \d of 2: stopped at step (\d+)", err).group(1) for _, err in outputs]
+  assert stopped_at[0] == stopped_at[1]
+  status = json.loads((tmp_path / "interrupted" / "status.json").read_text())
+  assert status["status"] == "preempted" and status["last_checkpoint_step"] == int(stopped_at[0])
+  assert not (tmp_path / "interrupted" / "summary.json").exists()
+
+  for process in _two_processes(tmp_path / "interrupted", *args):
+    _, err = process.communicate(timeout=300)
+    assert process.returncode == 0, err[-3000:]
+  for a, b in zip(_final_params(tmp_path / "uninterrupted"), _final_params(tmp_path / "interrupted")):
+    np.testing.assert_array_equal(a, b)
+
+
+def test_a_stalled_process_is_reported_by_the_other_which_exits_for_requeue(tmp_path):
+  first, second = _two_processes(tmp_path / "run", "--config.num_epochs=200", "--config.steps_per_dispatch=1",
+                                 "--config.watchdog_seconds=10")
+  try:
+    epochs_seen = 0
+    for line in first.stdout:
+      epochs_seen += line.startswith("Epoch ")
+      if epochs_seen == 3:
+        break
+    second.send_signal(signal.SIGSTOP)
+    stalled_at = time.monotonic()
+    _, err = first.communicate(timeout=120)
+    reported_after = time.monotonic() - stalled_at
+  finally:
+    second.kill()
+    second.communicate()
+  assert first.returncode == watchdog.EXIT_STUCK, err[-3000:]
+  assert reported_after < 10 + 20  # the limit, plus the phase already under way and the 0.5 s polls
+  stuck = re.search(r"process 0 of 2 stuck in ([a-z ]+) at step (\d+)", err)
+  assert stuck, err[-3000:]
+  status = json.loads((tmp_path / "run" / "status.json").read_text())
+  assert status["status"] == "stuck" and status["stuck"]["phase"] == stuck.group(1)
+  assert status["stuck"]["step"] == int(stuck.group(2)) and status["stuck"]["process"] == "process 0 of 2"
