@@ -216,6 +216,33 @@ def case_rnn_train(repeats, cell="lstm", batch=32, recurrence="auto"):
   return {"sequences_per_second": batch / seconds, "step_ms": seconds * 1e3}
 
 
+PREVIOUS_RECURRENCE = {"simple": "scan", "lstm": "optimized", "gru": "scan"}  # the defaults before custom_vjp
+
+
+def case_recurrence_pair(repeats, cell="lstm", batch=32):
+  """The previous default recurrence and the hand-written backward pass (custom_vjp), training steps
+  timed alternately in one process, so that both see the same machine."""
+  import jax
+  previous = PREVIOUS_RECURRENCE[cell]
+  runs = {}
+  for recurrence in (previous, "custom_vjp"):
+    _, _, (_, _, holder, step, inputs, targets) = _train_step_case(
+        f"experiments/recurrent_series.py:{cell}", {"model.recurrence": recurrence}, (batch, 10, 1), 0, 1, 5)
+    batch_on_device = jax.device_put((inputs, targets))
+
+    def run(holder=holder, step=step, batch_on_device=batch_on_device):
+      holder["state"], metrics = step(holder["state"], batch_on_device)
+      jax.block_until_ready(metrics)
+    runs[recurrence] = run
+  seconds = {name: [] for name in runs}
+  for _ in range(repeats):
+    for name, run in runs.items():
+      seconds[name].append(_median_seconds(run, 3, 20))
+  previous_rate, new_rate = (batch / float(np.median(seconds[name])) for name in (previous, "custom_vjp"))
+  return {"previous": previous, "previous_sequences_per_second": previous_rate,
+          "custom_vjp_sequences_per_second": new_rate, "ratio": new_rate / previous_rate}
+
+
 def _with_recurrence(model_class, recurrence: str):
   return lambda **fields: model_class(**{**fields, "recurrence": recurrence})
 
@@ -272,6 +299,9 @@ CASES = {
     **{f"{name}_epoch_k{k}": (lambda r, spec=spec, k=k: case_epoch(r, spec, k))
        for name, spec in DISPATCH_MODELS.items() for k in (1, 0)},
     **{f"{cell}_train_b{batch}": (lambda r, c=cell, b=batch: case_rnn_train(r, c, b))
+       for cell in ("simple", "lstm", "gru") for batch in (32, 256)},
+    # Each cell's previous default recurrence against the hand-written backward pass, alternately.
+    **{f"{cell}_custom_vjp_b{batch}": (lambda r, c=cell, b=batch: case_recurrence_pair(r, c, b))
        for cell in ("simple", "lstm", "gru") for batch in (32, 256)},
     # The LSTM looped the other ways (same numbers: tests/rnn_test.py, tests/bench_recurrences_test.py).
     **{f"lstm_{recurrence}_b{batch}": (lambda r, rec=recurrence, b=batch: case_rnn_train(r, "lstm", b, rec))
@@ -416,6 +446,12 @@ def summary_table(r: dict) -> str:
   rows = [(f"{cell}_train", f"{cell} (recurrence=auto: {rnn.resolve_recurrence('auto', cell)}) training "
                            f"(50 units, 10 steps)") for cell in ("simple", "lstm", "gru")]
   rows += [(f"lstm_{recurrence}", f"lstm training, recurrence={recurrence}") for recurrence in LSTM_ALTERNATIVES]
+  for cell in ("simple", "lstm", "gru"):
+    pair = [_ok(r, f"{cell}_custom_vjp_b{b}") for b in (32, 256)]
+    if all(pair):
+      lines.append(f"| {cell} training, recurrence {pair[0]['previous']} / custom_vjp (alternating), batch 32; 256 | "
+                   + "; ".join(f"{c['previous_sequences_per_second']:.0f} / {c['custom_vjp_sequences_per_second']:.0f} "
+                               f"seq/s = {c['ratio']:.2f}x" for c in pair) + " |")
   for prefix, label in rows:
     cells = [_ok(r, f"{prefix}_b{b}") for b in (32, 256)]
     if all(cells):

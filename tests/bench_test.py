@@ -29,12 +29,24 @@ def test_the_table_names_what_ran_and_what_failed():
       "fnn_epoch_k1": {"epoch_ms": 4.0, "steps_per_epoch": 14, "steps_per_dispatch": 1, "data_on_device": "true"},
       "fnn_epoch_k0": {"epoch_ms": 1.0, "steps_per_epoch": 14, "steps_per_dispatch": 10, "data_on_device": "true"},
       "torch_cnn": {"skipped": "torch is not installed"},
+      **{f"gru_custom_vjp_b{b}": {"previous": "scan", "previous_sequences_per_second": 1000.0 * b,
+                                  "custom_vjp_sequences_per_second": 1500.0 * b, "ratio": 1.5} for b in (32, 256)},
       "cnn_loop": {"error": "timed out after 60 s"}})
   assert "| house MLP, 2000 epochs" in table and "5.0 / 34.0 ms" in table
   assert "| fnn epoch (14 steps): 1 / 10 steps per dispatch | 4.00 / 1.00 ms = 4.00x |" in table
+  assert ("| gru training, recurrence scan / custom_vjp (alternating), batch 32; 256 | 32000 / 48000 seq/s = 1.50x; "
+          "256000 / 384000 seq/s = 1.50x |") in table
   assert "PyTorch" not in table and "cnn_loop (timed out after 60 s)" in table
 
 
 def test_accelerator_and_cpu_only_cases_are_chosen_by_backend():
   assert "cnn_epoch_k100" not in bench.default_cases("cpu") and "cnn_train_microbatch_25" in bench.default_cases("cpu")
   assert "cnn_epoch_k100" in bench.default_cases("gpu") and "cnn_train_microbatch_25" not in bench.default_cases("gpu")
+
+
+@pytest.mark.slow
+def test_the_recurrence_pair_times_both_on_the_same_machine():
+  result = bench.run_case("simple_custom_vjp_b32", 1)
+  assert result["previous"] == "scan" and result["previous_sequences_per_second"] > 0
+  assert result["ratio"] == pytest.approx(result["custom_vjp_sequences_per_second"]
+                                          / result["previous_sequences_per_second"])

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT
-from nn_jax import slurm, trainer
+from nn_jax import cli, slurm, trainer
 from nn_jax.errors import UserError
 
 GRID = '''
@@ -29,7 +29,11 @@ def _sweep_command(sweep_file, root, *args):
   return [sys.executable, "-m", "nn_jax", "sweep", "--sweep", str(sweep_file), "--workdir", str(root), *args]
 
 
-def test_slurm_gets_one_array_task_per_point_requeueable(tmp_path):
+def _sweep_arguments(sweep_file, root, *args):
+  return ["sweep", "--sweep", str(sweep_file), "--workdir", str(root), *args]
+
+
+def test_slurm_gets_one_array_task_per_point_requeueable(tmp_path, monkeypatch, capsys):
   # A stand-in sbatch keeps the script it is given and answers as SLURM's does.
   bin_dir = tmp_path / "bin"
   bin_dir.mkdir()
@@ -37,14 +41,12 @@ def test_slurm_gets_one_array_task_per_point_requeueable(tmp_path):
   (bin_dir / "srun").write_text("#!/bin/sh\nexit 1\n")  # submitit looks for it to know SLURM is there
   for tool in ("sbatch", "srun"):
     (bin_dir / tool).chmod(0o755)
+  monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
   sweep_file = tmp_path / "grid.py"
   sweep_file.write_text(GRID)
-  result = subprocess.run(_sweep_command(sweep_file, tmp_path / "sweep", "--launcher", "slurm",
-                                         "--slurm.slurm_partition=gpu", "--slurm.gpus_per_node=1"),
-                          capture_output=True, text=True, cwd=ROOT, timeout=120,
-                          env={**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"})
-  assert result.returncode == 0, result.stderr
-  assert "Submitted 3 tasks (one per unfinished grid point) as job 4242" in result.stdout
+  assert cli.main(_sweep_arguments(sweep_file, tmp_path / "sweep", "--launcher", "slurm",
+                                   "--slurm.slurm_partition=gpu", "--slurm.gpus_per_node=1")) == 0
+  assert "Submitted 3 tasks (one per unfinished grid point) as job 4242" in capsys.readouterr().out
   script = (bin_dir / "submitted.sh").read_text()
   for line in ("#SBATCH --array=0-2%3", "#SBATCH --partition=gpu", "#SBATCH --gpus-per-node=1",
                "#SBATCH --time=30", "#SBATCH --requeue", "#SBATCH --signal=USR2@120", "#SBATCH --cpus-per-task=4"):
@@ -59,12 +61,12 @@ def test_slurm_gets_one_array_task_per_point_requeueable(tmp_path):
     (["--slurm.timeout_min=5"], "need --launcher slurm"),
     (["--launcher", "slurm", "--slurm.timeout_min"], "malformed --slurm.timeout_min"),
 ])
-def test_bad_slurm_parameters_are_refused_before_anything_is_written(tmp_path, arguments, message):
+def test_bad_slurm_parameters_are_refused_before_anything_is_written(tmp_path, capsys, arguments, message):
   sweep_file = tmp_path / "grid.py"
   sweep_file.write_text(GRID)
-  result = subprocess.run(_sweep_command(sweep_file, tmp_path / "sweep", *arguments), capture_output=True,
-                          text=True, cwd=ROOT, timeout=120)
-  assert result.returncode == 2 and message in result.stderr and len(result.stderr.splitlines()) == 1
+  assert cli.main(_sweep_arguments(sweep_file, tmp_path / "sweep", *arguments)) == 2
+  err = capsys.readouterr().err
+  assert message in err and len(err.splitlines()) == 1
   assert not (tmp_path / "sweep").exists()
 
 

@@ -33,11 +33,11 @@ def test_a_phase_past_its_limit_is_reported_and_ends_the_process(capsys):
 
 def test_phases_within_their_limit_pass():
   exits = _Exits()
-  dog = Watchdog(seconds=1.0, first_seconds=1.0, exit=exits)
-  for step in range(4):
+  dog = Watchdog(seconds=0.6, first_seconds=0.6, exit=exits)
+  for step in range(3):
     with dog.phase("dispatching train steps", step):
-      time.sleep(0.3)
-  time.sleep(0.6)  # between phases nothing is watched
+      time.sleep(0.2)
+  time.sleep(0.8)  # between phases nothing is watched
   dog.close()
   assert exits.codes == []
 

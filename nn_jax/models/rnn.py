@@ -7,6 +7,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from nn_jax.models import recurrence as recurrence_lib
 from nn_jax.models.activations import ACTIVATIONS
 
 
@@ -43,14 +44,18 @@ class LSTMCell(nn.LSTMCell):
 CELLS = {"simple": nn.SimpleCell, "lstm": LSTMCell, "gru": nn.GRUCell}
 
 
-# How the cell is looped over time; both give the same numbers with the same parameters:
-#   scan       nn.RNN: the cell in one compiled loop (any cell)
-#   optimized  LSTM only: Flax's OptimizedLSTMCell's computation (four gates' input and hidden
-#              projections as one matmul each) on LSTMCell's parameters
-#   auto       the fastest measured on the 2-core CPU (docs/performance.md): optimized for the
-#              LSTM; scan for the plain RNN and the GRU, where no other way was consistently faster
+# How the cell is looped over time; all give the same numbers with the same parameters:
+#   scan        nn.RNN: the cell in one compiled loop (any cell), differentiated by JAX
+#   optimized   LSTM only: Flax's OptimizedLSTMCell's computation (four gates' input and hidden
+#               projections as one matmul each) on LSTMCell's parameters
+#   custom_vjp  any cell: the input projection hoisted out of the loop and a backward pass written
+#               by hand (nn_jax/models/recurrence.py)
+#   auto        the fastest measured on the 2-core CPU (docs/performance.md): optimized for the
+#               LSTM; scan for the plain RNN and the GRU. custom_vjp was slower for the LSTM, level
+#               for the GRU and ahead for the plain RNN only within the machine's run-to-run spread
+#               (`make bench`, the *_custom_vjp_* rows), so auto does not pick it.
 # nn_jax/bench_recurrences.py adds the ways that lost those measurements, for the benchmark.
-RECURRENCES = ("auto", "scan", "optimized")
+RECURRENCES = ("auto", "scan", "optimized", "custom_vjp")
 LSTM_ONLY_RECURRENCES = ("optimized",)
 
 
@@ -83,6 +88,11 @@ class SequenceRegressor(nn.Module):
     """The last hidden state after the cell has read `window`, looped the `recurrence` way."""
     carry = self._initial_carry(window)
     cell = CELLS[self.cell](**self._cell_kwargs(), name="cell")
+    if recurrence == "custom_vjp":
+      if self.is_initializing():  # create the cell's parameters, exactly as scan does
+        cell(carry, window[:, 0])
+      return recurrence_lib.last_hidden(self.cell, cell.variables["params"], carry, window,
+                                        ACTIVATIONS[self.activation], self.dtype)
     if recurrence == "optimized":
       if self.is_initializing():  # create the cell's parameters, exactly as scan does
         cell(carry, window[:, 0])
