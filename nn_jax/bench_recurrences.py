@@ -1,6 +1,6 @@
 """The recurrences that lost the speed measurements, kept for the benchmark (`make bench`) only.
 
-The model (nn_jax/models/rnn.py) offers `scan` and `optimized`; this subclass
+The model (nn_jax/models/rnn.py) offers `scan`, `optimized` and `custom_vjp`; this subclass
 loops the same cells, on the same parameters and with the same numbers
 (tests/bench_recurrences_test.py), three more ways, so that `make bench` can
 show what `recurrence=auto` was chosen over:

@@ -49,6 +49,8 @@ def load_sweep(path: str) -> dict:
     raise UserError(f"sweep {path}: seeds is empty; give at least one seed")
   if len(set(seeds)) < len(seeds):
     raise UserError(f"sweep {path}: seeds {seeds} repeat a seed; each seed gets one run directory, give each once")
+  if not isinstance(sweep.get("slurm", {}), dict):
+    raise UserError(f"sweep {path}: slurm must be a dict of submitit parameters, e.g. {{'timeout_min': 120}}")
   for key, values in sweep.get("axes", {}).items():
     if not values:
       raise UserError(f"sweep {path}: axis {key!r} has no values, so the grid is empty; give it at least one")

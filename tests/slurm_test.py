@@ -70,6 +70,13 @@ def test_bad_slurm_parameters_are_refused_before_anything_is_written(tmp_path, c
   assert not (tmp_path / "sweep").exists()
 
 
+def test_a_slurm_entry_that_is_not_a_dict_is_refused(tmp_path, capsys):
+  sweep_file = tmp_path / "grid.py"
+  sweep_file.write_text(GRID.replace('"slurm": {"timeout_min": 30}', '"slurm": 30'))
+  assert cli.main(_sweep_arguments(sweep_file, tmp_path / "sweep", "--launcher", "submitit_local")) == 2
+  assert "slurm must be a dict" in capsys.readouterr().err and not (tmp_path / "sweep").exists()
+
+
 def test_overrides_parse_as_literals():
   assert slurm.parse_overrides(["--slurm.timeout_min=90", "--slurm.slurm_partition=gpu",
                                 "--slurm.slurm_additional_parameters={'requeue': True}"]) == {
