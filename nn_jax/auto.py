@@ -3,7 +3,8 @@
 A config may leave these to the backend ("auto" or 0); the measurements behind
 each choice are in docs/performance.md:
   model.conv_impl       CNN blocks: the fused CPU op on CPU, XLA's convolution elsewhere
-  model.recurrence      LSTM: optimized; plain RNN and GRU: scan
+  model.recurrence      the hand-written backward pass (custom_vjp) on CPU; elsewhere LSTM: optimized,
+                        plain RNN and GRU: scan
   microbatch_size       the fused CNN on CPU: 50 (its conv patches then stay in cache); else the
                         whole batch
   data_on_device        the training split uploaded once and batches gathered on the device, when
@@ -43,7 +44,7 @@ def resolve(config: ml_collections.ConfigDict, backend: str | None = None, data_
     if "conv_impl" in model:
       model.conv_impl = cnn.resolve_conv_impl(model.conv_impl, model.get("batch_norm", False), backend)
     if "recurrence" in model:
-      model.recurrence = rnn.resolve_recurrence(model.recurrence, model.cell)
+      model.recurrence = rnn.resolve_recurrence(model.recurrence, model.cell, backend)
     if not resolved.get("microbatch_size") and resolved.batch_size:
       fused = model.get("conv_impl") == "fused"
       resolved.microbatch_size = microbatch_size(resolved.batch_size, FUSED_CNN_MICROBATCH if fused else 0)

@@ -216,7 +216,7 @@ def case_rnn_train(repeats, cell="lstm", batch=32, recurrence="auto"):
   return {"sequences_per_second": batch / seconds, "step_ms": seconds * 1e3}
 
 
-PREVIOUS_RECURRENCE = {"simple": "scan", "lstm": "optimized", "gru": "scan"}  # the defaults before custom_vjp
+PREVIOUS_RECURRENCE = {"simple": "scan", "lstm": "optimized", "gru": "scan"}  # auto's choice where custom_vjp is not
 
 
 def case_recurrence_pair(repeats, cell="lstm", batch=32):
@@ -275,7 +275,7 @@ def case_torch_cnn(repeats):
   return bench_torch.measure(repeats)
 
 
-LSTM_ALTERNATIVES = ("scan", "nn_scan", "unrolled", "fused")  # to recurrence=auto, which picks optimized
+LSTM_ALTERNATIVES = ("scan", "nn_scan", "unrolled", "fused")  # the ways that lost to optimized before custom_vjp
 DISPATCH_MODELS = {"fnn": "experiments/fnn_binary.py", "lstm": "experiments/recurrent_series.py:lstm",
                    "gru": "experiments/recurrent_series.py:gru", "simple": "experiments/recurrent_series.py:simple"}
 
@@ -443,7 +443,8 @@ def summary_table(r: dict) -> str:
     if one and auto_k:
       lines.append(f"| {name} epoch ({one['steps_per_epoch']} steps): 1 / {auto_k['steps_per_dispatch']} steps per "
                    f"dispatch | {one['epoch_ms']:.2f} / {auto_k['epoch_ms']:.2f} ms = {one['epoch_ms'] / auto_k['epoch_ms']:.2f}x |")
-  rows = [(f"{cell}_train", f"{cell} (recurrence=auto: {rnn.resolve_recurrence('auto', cell)}) training "
+  backend = r.get("machine", {}).get("backend", "cpu")
+  rows = [(f"{cell}_train", f"{cell} (recurrence=auto: {rnn.resolve_recurrence('auto', cell, backend)}) training "
                            f"(50 units, 10 steps)") for cell in ("simple", "lstm", "gru")]
   rows += [(f"lstm_{recurrence}", f"lstm training, recurrence={recurrence}") for recurrence in LSTM_ALTERNATIVES]
   for cell in ("simple", "lstm", "gru"):

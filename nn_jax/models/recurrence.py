@@ -1,21 +1,21 @@
 """Recurrences with a backward pass written by hand (`jax.custom_vjp`), the way fused RNN kernels do it.
 
-Every step's input projection is one matmul before the loop, so autodiff already turns its
-gradients into single large matmuls. The loop is the hand-written part. Differentiating a scan
-gives a reverse loop that, per step, multiplies for the hidden state's gradient *and* for the
-hidden kernel's, and carries the kernel's running sum. Here the forward loop keeps what the
-backward needs (the gates' pre-activations and the states); the backward loop carries only the
-hidden (and cell) gradient and emits each step's gate gradients; the hidden kernel's gradient is
-then one matmul over all steps, h_{t-1}ᵀ · dgates, and its bias a sum.
+Differentiating a scan gives a reverse loop that, per step, multiplies for the inputs' and the
+hidden state's gradients *and* for each kernel's, carries the kernels' running sums, and
+recomputes or reloads whatever the step's transposed operations need. Here the forward loop also
+computes, per step, the coefficients that turn the incoming gradient into the gates' gradients
+(they need only the forward's own values); the reverse loop carries only the hidden (and cell)
+gradient, does the one matmul per step the recurrence needs (dh_{t-1} = dgates_t · W_hᵀ) and a
+few multiplications; and the kernels' gradients come after it as single matmuls over all steps
+(the input kernel's from the inputs, the hidden kernel's from the previous hidden states), the
+biases as sums.
 
 Cells, parameters and dtypes are those of nn_jax/models/rnn.py: our LSTMCell (gates i, f, g, o),
 Flax's GRUCell (r, z, n) and SimpleCell. Gates are computed in the compute dtype, the LSTM's and
-GRU's states in float32 (the plain RNN's in the compute dtype), as the cells do; the backward
-pass's elementwise work is float32. `activation` is any elementwise function: its slope comes
-from `jax.jvp`.
-
-Measured against the differentiated scans on a 2-core CPU it is not faster (docs/performance.md),
-so `recurrence=auto` does not pick it.
+GRU's states in float32 (the plain RNN's in the compute dtype), as the cells do; the gradient
+coefficients and the reverse loop are float32. `activation` is any elementwise function: its
+slope comes from `jax.jvp`. Where it is faster than the differentiated scans is measured in
+docs/performance.md.
 """
 
 import functools
@@ -34,68 +34,69 @@ def _with_slope(activation, x):
   return jax.jvp(activation, (x,), (jnp.ones_like(x),))
 
 
-def _shifted(first, rest):
-  """[first, rest[0], ..., rest[-2]]: each step's previous state, from the states after each step."""
-  return jnp.concatenate([first[None].astype(rest.dtype), rest[:-1]])
+def _after_the_loop(x, input_kernel, hidden_kernel, h_prev, d_projected, d_hidden):
+  """The gradients of the inputs, the input kernel, its bias and the hidden kernel, each one matmul
+  (or sum) over all steps, from the reverse loop's per-step gate gradients."""
+  d_x = jnp.einsum("tbg,fg->tbf", d_projected, input_kernel.astype(_F32)).astype(x.dtype)
+  d_input_kernel = jnp.einsum("tbf,tbg->fg", x.astype(_F32), d_projected).astype(input_kernel.dtype)
+  d_hidden_kernel = jnp.einsum("tbh,tbg->hg", h_prev.astype(_F32), d_hidden).astype(hidden_kernel.dtype)
+  return d_x, d_input_kernel, d_projected.sum((0, 1)), d_hidden_kernel
 
 
-# Each cell below: the primal (inference: no residuals), the forward pass that keeps what the backward
-# needs, and the backward pass. The backward computes every coefficient that does not depend on the
-# incoming gradient before its loop, over all steps at once; the loop itself only multiplies, adds and
-# runs the one matmul per step that the recurrence needs (dh_{t-1} = dgates_t · W_hᵀ).
+# Each cell: its step, the primal (inference: no residuals), the forward pass that keeps the
+# coefficients, the backward pass.
 
 # --- LSTM -----------------------------------------------------------------------------------------
 
-def _lstm_step(activation, hidden_kernel, carry, p):
-  c, h = carry
-  z = p + h.astype(hidden_kernel.dtype) @ hidden_kernel
+def _lstm_gates(activation, input_kernel, bias, hidden_kernel, c, h, x):
+  z = x @ input_kernel + bias + h.astype(hidden_kernel.dtype) @ hidden_kernel
   i, f, g, o = jnp.split(z, 4, axis=-1)
-  c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * activation(g)
-  return (c, jax.nn.sigmoid(o) * activation(c)), z
+  return jax.nn.sigmoid(i), jax.nn.sigmoid(f), g, jax.nn.sigmoid(o)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
-def lstm(activation, unroll, projected, hidden_kernel, c0, h0):
-  """The last hidden state. projected: (time, batch, 4H), x·W_i + b for gates i, f, g, o."""
-  step = lambda carry, p: (_lstm_step(activation, hidden_kernel, carry, p)[0], None)
-  return jax.lax.scan(step, (c0, h0), projected, unroll=unroll)[0][1]
+def lstm(activation, unroll, x, input_kernel, bias, hidden_kernel, c0, h0):
+  """The last hidden state. x: (time, batch, features); kernels and bias over gates i, f, g, o."""
+  def step(carry, x_t):
+    i, f, g, o = _lstm_gates(activation, input_kernel, bias, hidden_kernel, *carry, x_t)
+    c = f * carry[0] + i * activation(g)
+    return (c, o * activation(c)), None
+
+  return jax.lax.scan(step, (c0, h0), x, unroll=unroll)[0][1]
 
 
-def _lstm_forward(activation, unroll, projected, hidden_kernel, c0, h0):
-  def step(carry, p):
-    (c, h), z = _lstm_step(activation, hidden_kernel, carry, p)
-    return (c, h), (z, c)
+def _lstm_forward(activation, unroll, x, input_kernel, bias, hidden_kernel, c0, h0):
+  def step(carry, x_t):
+    c_prev, h_prev = carry
+    i, f, g, o = _lstm_gates(activation, input_kernel, bias, hidden_kernel, c_prev, h_prev, x_t)
+    g, g_slope = _with_slope(activation, g)
+    c = f * c_prev + i * g
+    a, a_slope = _with_slope(activation, c)
+    i, f, g, o, g_slope = (v.astype(_F32) for v in (i, f, g, o, g_slope))
+    # dgates = [dc, dc, dc, dh] * gates_coefficient, with dc = dc_next * f_next + dh * cell_coefficient
+    gates_coefficient = jnp.concatenate([g * _sigmoid_slope(i), c_prev * _sigmoid_slope(f), i * g_slope,
+                                         a * _sigmoid_slope(o)], -1)
+    return (c, o * a), (gates_coefficient, o * a_slope, f, h_prev)
 
-  (_, h), (z, c) = jax.lax.scan(step, (c0, h0), projected, unroll=unroll)
-  return h, (z, c, c0, h0, hidden_kernel)
+  (_, h), saved = jax.lax.scan(step, (c0, h0), x, unroll=unroll)
+  return h, (saved, x, input_kernel, hidden_kernel, c0, h0)
 
 
 def _lstm_backward(activation, unroll, residuals, dh_last):
-  z, c, c0, h0, hidden_kernel = residuals
-  i, f, g, o = jnp.split(z.astype(_F32), 4, axis=-1)
-  i, f, o = jax.nn.sigmoid(i), jax.nn.sigmoid(f), jax.nn.sigmoid(o)
-  g, g_slope = _with_slope(activation, g)
-  c = c.astype(_F32)
-  a, a_slope = _with_slope(activation, c)
-  c_prev = _shifted(c0, c)
-  h_prev = _shifted(h0, o * a)
-  # dgates = [dc, dc, dc, dh] * gate_coefficients, with dc = dc_next * f_next + dh * cell_coefficient
-  gate_coefficients = jnp.concatenate([g * _sigmoid_slope(i), c_prev * _sigmoid_slope(f), i * g_slope,
-                                       a * _sigmoid_slope(o)], -1)
-  cell_coefficient = o * a_slope
+  (gates_coefficient, cell_coefficient, forget, h_prev), x, input_kernel, hidden_kernel, c0, h0 = residuals
   kernel_t = hidden_kernel.T
 
   def step(carry, coefficients):
     dc, dh = carry
-    gates, cell, forget = coefficients
+    gates, cell, f = coefficients
     dc = dc + dh * cell
     dz = jnp.concatenate([dc, dc, dc, dh], -1) * gates
-    return (dc * forget, (dz.astype(kernel_t.dtype) @ kernel_t).astype(_F32)), dz
+    return (dc * f, (dz.astype(kernel_t.dtype) @ kernel_t).astype(_F32)), dz
 
   (dc0, dh0), dz = jax.lax.scan(step, (jnp.zeros_like(c0, _F32), dh_last.astype(_F32)),
-                                (gate_coefficients, cell_coefficient, f), reverse=True, unroll=unroll)
-  d_kernel = jnp.einsum("tbh,tbg->hg", h_prev, dz)
-  return (dz.astype(hidden_kernel.dtype), d_kernel.astype(hidden_kernel.dtype), dc0.astype(c0.dtype),
+                                (gates_coefficient, cell_coefficient, forget), reverse=True, unroll=unroll)
+  d_x, d_input_kernel, d_bias, d_hidden_kernel = _after_the_loop(x, input_kernel, hidden_kernel, h_prev, dz, dz)
+  return (d_x, d_input_kernel, d_bias.astype(hidden_kernel.dtype), d_hidden_kernel, dc0.astype(c0.dtype),
           dh0.astype(h0.dtype))
 
 
@@ -104,55 +105,57 @@ lstm.defvjp(_lstm_forward, _lstm_backward)
 
 # --- GRU ------------------------------------------------------------------------------------------
 
-def _gru_step(activation, hidden_kernel, hidden_bias_n, h, p):
+def _gru_gates(input_kernel, input_bias, hidden_kernel, hidden_bias_n, h, x):
   hr, hz, hn = jnp.split(h.astype(hidden_kernel.dtype) @ hidden_kernel, 3, axis=-1)
+  pr, pz, pn = jnp.split(x @ input_kernel + input_bias, 3, axis=-1)
   hn = hn + hidden_bias_n
-  pr, pz, pn = jnp.split(p, 3, axis=-1)
-  r, z = jax.nn.sigmoid(pr + hr), jax.nn.sigmoid(pz + hz)
-  return (1 - z) * activation(pn + r * hn) + z * h, jnp.concatenate([pr + hr, pz + hz, hn], -1)
+  return jax.nn.sigmoid(pr + hr), jax.nn.sigmoid(pz + hz), pn, hn
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
-def gru(activation, unroll, projected, hidden_kernel, hidden_bias_n, h0):
-  """The last hidden state. projected: (time, batch, 3H), x·W_i + b_i for r, z, n; the hidden
-  kernel's n part has its own bias, inside the reset gate's product."""
-  step = lambda h, p: (_gru_step(activation, hidden_kernel, hidden_bias_n, h, p)[0], None)
-  return jax.lax.scan(step, h0, projected, unroll=unroll)[0]
+def gru(activation, unroll, x, input_kernel, input_bias, hidden_kernel, hidden_bias_n, h0):
+  """The last hidden state. x: (time, batch, features); kernels over r, z, n; the hidden kernel's
+  n part has its own bias, inside the reset gate's product."""
+  def step(h, x_t):
+    r, z, pn, hn = _gru_gates(input_kernel, input_bias, hidden_kernel, hidden_bias_n, h, x_t)
+    return (1 - z) * activation(pn + r * hn) + z * h, None
+
+  return jax.lax.scan(step, h0, x, unroll=unroll)[0]
 
 
-def _gru_forward(activation, unroll, projected, hidden_kernel, hidden_bias_n, h0):
-  def step(h, p):
-    h, pre = _gru_step(activation, hidden_kernel, hidden_bias_n, h, p)
-    return h, (pre, h)
+def _gru_forward(activation, unroll, x, input_kernel, input_bias, hidden_kernel, hidden_bias_n, h0):
+  def step(h, x_t):
+    r, z, pn, hn = _gru_gates(input_kernel, input_bias, hidden_kernel, hidden_bias_n, h, x_t)
+    n, n_slope = _with_slope(activation, pn + r * hn)
+    h_new = (1 - z) * n + z * h
+    r, z, n, n_slope, hn = (v.astype(_F32) for v in (r, z, n, n_slope, hn))
+    # d_projected = [dh, dh, dh] * input_coefficient; the hidden part's n third is also scaled by r
+    to_pre_n = (1 - z) * n_slope
+    input_coefficient = jnp.concatenate([to_pre_n * hn * _sigmoid_slope(r), (h - n) * _sigmoid_slope(z),
+                                         to_pre_n], -1)
+    return h_new, (input_coefficient, r, z, h)
 
-  h, (pre, hs) = jax.lax.scan(step, h0, projected, unroll=unroll)
-  return h, (pre, hs, projected, h0, hidden_kernel, hidden_bias_n)
+  h, saved = jax.lax.scan(step, h0, x, unroll=unroll)
+  return h, (saved, x, input_kernel, hidden_kernel, hidden_bias_n, h0)
 
 
 def _gru_backward(activation, unroll, residuals, dh_last):
-  pre, hs, projected, h0, hidden_kernel, hidden_bias_n = residuals
-  r, z, hn = jnp.split(pre.astype(_F32), 3, axis=-1)
-  r, z = jax.nn.sigmoid(r), jax.nn.sigmoid(z)
-  n, n_slope = _with_slope(activation, jnp.split(projected.astype(_F32), 3, axis=-1)[2] + r * hn)
-  h_prev = _shifted(h0, hs.astype(_F32))
-  # d_projected = [dh, dh, dh] * input_coefficients; the hidden part's n third is scaled by r too
-  to_pre_n = (1 - z) * n_slope
-  input_coefficients = jnp.concatenate([to_pre_n * hn * _sigmoid_slope(r), (h_prev - n) * _sigmoid_slope(z),
-                                        to_pre_n], -1)
-  hidden_coefficients = input_coefficients.at[..., 2 * r.shape[-1]:].multiply(r)
+  (input_coefficient, reset, update, h_prev), x, input_kernel, hidden_kernel, hidden_bias_n, h0 = residuals
   kernel_t = hidden_kernel.T
+  to_hidden = lambda dz, r: jnp.concatenate([dz[..., :2 * r.shape[-1]], dz[..., 2 * r.shape[-1]:] * r], -1)
 
   def step(dh, coefficients):
-    inputs, hidden, keep = coefficients
-    dh3 = jnp.concatenate([dh, dh, dh], -1)
-    d_hidden = dh3 * hidden
-    return dh * keep + (d_hidden.astype(kernel_t.dtype) @ kernel_t).astype(_F32), (dh3 * inputs, d_hidden)
+    inputs, r, z = coefficients
+    dz = jnp.concatenate([dh, dh, dh], -1) * inputs
+    return dh * z + (to_hidden(dz, r).astype(kernel_t.dtype) @ kernel_t).astype(_F32), dz
 
-  dh0, (dz, d_hidden) = jax.lax.scan(step, dh_last.astype(_F32), (input_coefficients, hidden_coefficients, z),
-                                     reverse=True, unroll=unroll)
-  d_kernel = jnp.einsum("tbh,tbg->hg", h_prev, d_hidden)
-  d_bias_n = d_hidden[..., 2 * r.shape[-1]:].sum((0, 1))
-  return (dz.astype(hidden_kernel.dtype), d_kernel.astype(hidden_kernel.dtype),
+  dh0, dz = jax.lax.scan(step, dh_last.astype(_F32), (input_coefficient, reset, update), reverse=True,
+                         unroll=unroll)
+  d_hidden = to_hidden(dz, reset)
+  d_x, d_input_kernel, d_input_bias, d_hidden_kernel = _after_the_loop(x, input_kernel, hidden_kernel, h_prev, dz,
+                                                                       d_hidden)
+  d_bias_n = d_hidden[..., 2 * reset.shape[-1]:].sum((0, 1))
+  return (d_x, d_input_kernel, d_input_bias.astype(hidden_kernel.dtype), d_hidden_kernel,
           d_bias_n.astype(hidden_bias_n.dtype), dh0.astype(h0.dtype))
 
 
@@ -162,25 +165,27 @@ gru.defvjp(_gru_forward, _gru_backward)
 # --- plain RNN ------------------------------------------------------------------------------------
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
-def simple(activation, unroll, projected, hidden_kernel, h0):
-  """The last hidden state. projected: (time, batch, H), x·W_i + b."""
-  step = lambda h, p: (activation(p + h.astype(hidden_kernel.dtype) @ hidden_kernel).astype(h.dtype), None)
-  return jax.lax.scan(step, h0, projected, unroll=unroll)[0]
+def simple(activation, unroll, x, input_kernel, input_bias, hidden_kernel, h0):
+  """The last hidden state. x: (time, batch, features)."""
+  def step(h, x_t):
+    z = x_t @ input_kernel + input_bias + h.astype(hidden_kernel.dtype) @ hidden_kernel
+    return activation(z).astype(h.dtype), None
+
+  return jax.lax.scan(step, h0, x, unroll=unroll)[0]
 
 
-def _simple_forward(activation, unroll, projected, hidden_kernel, h0):
-  def step(h, p):
-    z = p + h.astype(hidden_kernel.dtype) @ hidden_kernel
-    return activation(z).astype(h.dtype), z
+def _simple_forward(activation, unroll, x, input_kernel, input_bias, hidden_kernel, h0):
+  def step(h, x_t):
+    z = x_t @ input_kernel + input_bias + h.astype(hidden_kernel.dtype) @ hidden_kernel
+    h_new, slope = _with_slope(activation, z)
+    return h_new.astype(h.dtype), (slope.astype(_F32), h)
 
-  h, z = jax.lax.scan(step, h0, projected, unroll=unroll)
-  return h, (z, h0, hidden_kernel)
+  h, saved = jax.lax.scan(step, h0, x, unroll=unroll)
+  return h, (saved, x, input_kernel, hidden_kernel, h0)
 
 
 def _simple_backward(activation, unroll, residuals, dh_last):
-  z, h0, hidden_kernel = residuals
-  h, slope = _with_slope(activation, z.astype(_F32))
-  h_prev = _shifted(h0, h.astype(h0.dtype).astype(_F32))  # the states as the forward pass kept them
+  (slope, h_prev), x, input_kernel, hidden_kernel, h0 = residuals
   kernel_t = hidden_kernel.T
 
   def step(dh, slope):
@@ -188,8 +193,8 @@ def _simple_backward(activation, unroll, residuals, dh_last):
     return (dz.astype(kernel_t.dtype) @ kernel_t).astype(_F32), dz
 
   dh0, dz = jax.lax.scan(step, dh_last.astype(_F32), slope, reverse=True, unroll=unroll)
-  d_kernel = jnp.einsum("tbh,tbg->hg", h_prev, dz)
-  return dz.astype(hidden_kernel.dtype), d_kernel.astype(hidden_kernel.dtype), dh0.astype(h0.dtype)
+  d_x, d_input_kernel, d_input_bias, d_hidden_kernel = _after_the_loop(x, input_kernel, hidden_kernel, h_prev, dz, dz)
+  return (d_x, d_input_kernel, d_input_bias.astype(hidden_kernel.dtype), d_hidden_kernel, dh0.astype(h0.dtype))
 
 
 simple.defvjp(_simple_forward, _simple_backward)
@@ -200,26 +205,18 @@ simple.defvjp(_simple_forward, _simple_backward)
 def last_hidden(cell: str, params, carry, window, activation, dtype, unroll: int = 1):
   """The last hidden state after `cell` (its Flax parameters `params`) has read `window` (batch,
   time, features) from `carry`: what nn.RNN over that cell returns at the last step."""
-  def kernels(names, bias_names=()):
-    kernel = jnp.concatenate([params[n]["kernel"] for n in names], axis=1).astype(dtype)
-    bias = jnp.concatenate([params[n]["bias"] for n in bias_names]).astype(dtype) if bias_names else None
-    return kernel, bias
+  def joined(names, part="kernel"):
+    return jnp.concatenate([params[n][part] for n in names], axis=0 if part == "bias" else 1).astype(dtype)
 
-  def project(kernel, bias):  # every step at once, time-major
-    return jnp.einsum("btf,fg->tbg", window.astype(dtype), kernel) + bias
-
+  x = window.swapaxes(0, 1).astype(dtype)  # time-major: the loops run over the leading axis
   if cell == "lstm":
-    input_kernel, _ = kernels(("ii", "if", "ig", "io"))
-    hidden_kernel, bias = kernels(("hi", "hf", "hg", "ho"), ("hi", "hf", "hg", "ho"))
-    c0, h0 = carry
-    return lstm(activation, unroll, project(input_kernel, bias), hidden_kernel, c0, h0)
+    hidden = ("hi", "hf", "hg", "ho")
+    return lstm(activation, unroll, x, joined(("ii", "if", "ig", "io")), joined(hidden, "bias"), joined(hidden),
+                *carry)
   if cell == "gru":
-    input_kernel, input_bias = kernels(("ir", "iz", "in"), ("ir", "iz", "in"))
-    hidden_kernel, _ = kernels(("hr", "hz", "hn"))
-    return gru(activation, unroll, project(input_kernel, input_bias), hidden_kernel,
+    inputs = ("ir", "iz", "in")
+    return gru(activation, unroll, x, joined(inputs), joined(inputs, "bias"), joined(("hr", "hz", "hn")),
                params["hn"]["bias"].astype(dtype), carry)
   if cell == "simple":
-    input_kernel, input_bias = kernels(("i",), ("i",))
-    hidden_kernel, _ = kernels(("h",))
-    return simple(activation, unroll, project(input_kernel, input_bias), hidden_kernel, carry)
+    return simple(activation, unroll, x, joined(("i",)), joined(("i",), "bias"), joined(("h",)), carry)
   raise ValueError(f"no hand-written recurrence for cell {cell!r}")

@@ -48,21 +48,21 @@ CELLS = {"simple": nn.SimpleCell, "lstm": LSTMCell, "gru": nn.GRUCell}
 #   scan        nn.RNN: the cell in one compiled loop (any cell), differentiated by JAX
 #   optimized   LSTM only: Flax's OptimizedLSTMCell's computation (four gates' input and hidden
 #               projections as one matmul each) on LSTMCell's parameters
-#   custom_vjp  any cell: the input projection hoisted out of the loop and a backward pass written
-#               by hand (nn_jax/models/recurrence.py)
-#   auto        the fastest measured on the 2-core CPU (docs/performance.md): optimized for the
-#               LSTM; scan for the plain RNN and the GRU. custom_vjp was slower for the LSTM, level
-#               for the GRU and ahead for the plain RNN only within the machine's run-to-run spread
-#               (`make bench`, the *_custom_vjp_* rows), so auto does not pick it.
+#   custom_vjp  any cell: a backward pass written by hand (nn_jax/models/recurrence.py)
+#   auto        the fastest measured (docs/performance.md): on CPU custom_vjp, for every cell and
+#               batch size measured; elsewhere, where custom_vjp has not been measured, optimized for
+#               the LSTM and scan for the plain RNN and the GRU
 # nn_jax/bench_recurrences.py adds the ways that lost those measurements, for the benchmark.
 RECURRENCES = ("auto", "scan", "optimized", "custom_vjp")
 LSTM_ONLY_RECURRENCES = ("optimized",)
 
 
-def resolve_recurrence(recurrence: str, cell: str) -> str:
-  if recurrence == "auto":
-    return "optimized" if cell == "lstm" else "scan"
-  return recurrence
+def resolve_recurrence(recurrence: str, cell: str, backend: str | None = None) -> str:
+  if recurrence != "auto":
+    return recurrence
+  if (backend or jax.default_backend()) == "cpu":
+    return "custom_vjp"
+  return "optimized" if cell == "lstm" else "scan"
 
 
 class SequenceRegressor(nn.Module):
