@@ -31,18 +31,22 @@ def _free_port() -> int:
     return s.getsockname()[1]
 
 
+def _two_processes(command):
+  """`command`, a train command line, as processes 0 and 1 of one run on 127.0.0.1."""
+  address = f"127.0.0.1:{_free_port()}"
+  return [subprocess.Popen([*command, f"--config.distributed.coordinator_address={address}",
+                            "--config.distributed.num_processes=2", f"--config.distributed.process_id={i}"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT) for i in range(2)]
+
+
 def test_two_processes_match_one(tmp_path):
   # The two processes also accumulate each batch of 16 over 2 microbatches, each split across them.
   single = subprocess.run(MOCK_CLI + ["train", "--config", CNN, "--workdir", str(tmp_path / "one"), *SMALL],
                           capture_output=True, text=True, cwd=ROOT, timeout=300)
   assert single.returncode == 0, single.stderr
 
-  address = f"127.0.0.1:{_free_port()}"
-  processes = [subprocess.Popen(
-      MOCK_CLI + ["train", "--config", CNN, "--workdir", str(tmp_path / "two"), *SMALL, "--config.microbatch_size=8",
-                  f"--config.distributed.coordinator_address={address}", "--config.distributed.num_processes=2",
-                  f"--config.distributed.process_id={i}"],
-      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT) for i in range(2)]
+  processes = _two_processes(MOCK_CLI + ["train", "--config", CNN, "--workdir", str(tmp_path / "two"), *SMALL,
+                                         "--config.microbatch_size=8"])
   outputs = [p.communicate(timeout=300) for p in processes]
   for process, (out, err) in zip(processes, outputs):
     assert process.returncode == 0, err[-3000:]
@@ -82,14 +86,9 @@ def test_four_devices_train_like_one(tmp_path):
 FNN = str(ROOT / "experiments" / "fnn_binary.py")
 
 
-def _two_processes(workdir, *args, env=None):
-  address = f"127.0.0.1:{_free_port()}"
-  return [subprocess.Popen(
-      [sys.executable, "-m", "nn_jax", "train", "--config", FNN, "--workdir", str(workdir), "--config.progress=False",
-       *args, f"--config.distributed.coordinator_address={address}", "--config.distributed.num_processes=2",
-       f"--config.distributed.process_id={i}"],
-      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env={**os.environ, **(env or {})})
-      for i in range(2)]
+def _fnn(workdir, *args):
+  return [sys.executable, "-m", "nn_jax", "train", "--config", FNN, "--workdir", str(workdir),
+          "--config.progress=False", *args]
 
 
 def _final_params(workdir):
@@ -99,11 +98,11 @@ def _final_params(workdir):
 def test_sigterm_to_one_process_stops_both_at_the_same_step_and_resumes_exactly(tmp_path):
   args = ["--config.num_epochs=30", "--config.steps_per_dispatch=1", "--config.log_every_epochs=1",
           "--config.checkpoint_every_epochs=0"]
-  for process in _two_processes(tmp_path / "uninterrupted", *args):
+  for process in _two_processes(_fnn(tmp_path / "uninterrupted", *args)):
     _, err = process.communicate(timeout=300)
     assert process.returncode == 0, err[-3000:]
 
-  first, second = _two_processes(tmp_path / "interrupted", *args)
+  first, second = _two_processes(_fnn(tmp_path / "interrupted", *args))
   epochs_seen = 0
   for line in first.stdout:  # process 0 logs; process 1, which gets the signal, does not
     epochs_seen += line.startswith("Epoch ")
@@ -120,7 +119,7 @@ def test_sigterm_to_one_process_stops_both_at_the_same_step_and_resumes_exactly(
   assert status["status"] == "preempted" and status["last_checkpoint_step"] == int(stopped_at[0])
   assert not (tmp_path / "interrupted" / "summary.json").exists()
 
-  for process in _two_processes(tmp_path / "interrupted", *args):
+  for process in _two_processes(_fnn(tmp_path / "interrupted", *args)):
     _, err = process.communicate(timeout=300)
     assert process.returncode == 0, err[-3000:]
   for a, b in zip(_final_params(tmp_path / "uninterrupted"), _final_params(tmp_path / "interrupted")):
@@ -128,8 +127,8 @@ def test_sigterm_to_one_process_stops_both_at_the_same_step_and_resumes_exactly(
 
 
 def test_a_stalled_process_is_reported_by_the_other_which_exits_for_requeue(tmp_path):
-  first, second = _two_processes(tmp_path / "run", "--config.num_epochs=200", "--config.steps_per_dispatch=1",
-                                 "--config.watchdog_seconds=10")
+  first, second = _two_processes(_fnn(tmp_path / "run", "--config.num_epochs=200", "--config.steps_per_dispatch=1",
+                                      "--config.watchdog_seconds=10"))
   try:
     epochs_seen = 0
     for line in first.stdout:

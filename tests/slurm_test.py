@@ -25,12 +25,12 @@ def get_sweep():
 '''
 
 
-def _sweep_command(sweep_file, root, *args):
-  return [sys.executable, "-m", "nn_jax", "sweep", "--sweep", str(sweep_file), "--workdir", str(root), *args]
-
-
 def _sweep_arguments(sweep_file, root, *args):
   return ["sweep", "--sweep", str(sweep_file), "--workdir", str(root), *args]
+
+
+def _sweep_command(sweep_file, root, *args):
+  return [sys.executable, "-m", "nn_jax", *_sweep_arguments(sweep_file, root, *args)]
 
 
 def test_slurm_gets_one_array_task_per_point_requeueable(tmp_path, monkeypatch, capsys):

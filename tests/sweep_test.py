@@ -24,12 +24,17 @@ def get_sweep():
 '''
 
 
-@pytest.mark.slow
-def test_killed_sweep_restarted_finishes_only_the_missing_runs(tmp_path):
+def _tiny_sweep(tmp_path):
+  """The command that runs SWEEP (written into tmp_path), and the sweep's folder."""
   sweep_file = tmp_path / "tiny.py"
   sweep_file.write_text(SWEEP)
   root = tmp_path / "sweep"
-  command = [sys.executable, "-m", "nn_jax", "sweep", "--sweep", str(sweep_file), "--workdir", str(root)]
+  return [sys.executable, "-m", "nn_jax", "sweep", "--sweep", str(sweep_file), "--workdir", str(root)], root
+
+
+@pytest.mark.slow
+def test_killed_sweep_restarted_finishes_only_the_missing_runs(tmp_path):
+  command, root = _tiny_sweep(tmp_path)
   process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=ROOT)
   for line in process.stdout:
     if line.startswith("== hidden_units-(8,)"):  # two points done, the third starting
@@ -174,10 +179,7 @@ def test_a_killed_sweep_resumes_vectorized_and_ends_bit_identical(tmp_path, nth_
 
 @pytest.mark.slow
 def test_sigterm_between_or_during_points_stops_the_sweep_cleanly(tmp_path):
-  sweep_file = tmp_path / "tiny.py"
-  sweep_file.write_text(SWEEP)
-  root = tmp_path / "sweep"
-  command = [sys.executable, "-m", "nn_jax", "sweep", "--sweep", str(sweep_file), "--workdir", str(root)]
+  command, root = _tiny_sweep(tmp_path)
   process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
   for line in process.stdout:
     if line.startswith("== hidden_units-(4,)"):

@@ -48,7 +48,7 @@ def _after_the_loop(x, input_kernel, hidden_kernel, h_prev, d_projected, d_hidde
 
 # --- LSTM -----------------------------------------------------------------------------------------
 
-def _lstm_gates(activation, input_kernel, bias, hidden_kernel, c, h, x):
+def _lstm_gates(input_kernel, bias, hidden_kernel, h, x):
   z = x @ input_kernel + bias + h.astype(hidden_kernel.dtype) @ hidden_kernel
   i, f, g, o = jnp.split(z, 4, axis=-1)
   return jax.nn.sigmoid(i), jax.nn.sigmoid(f), g, jax.nn.sigmoid(o)
@@ -58,7 +58,7 @@ def _lstm_gates(activation, input_kernel, bias, hidden_kernel, c, h, x):
 def lstm(activation, unroll, x, input_kernel, bias, hidden_kernel, c0, h0):
   """The last hidden state. x: (time, batch, features); kernels and bias over gates i, f, g, o."""
   def step(carry, x_t):
-    i, f, g, o = _lstm_gates(activation, input_kernel, bias, hidden_kernel, *carry, x_t)
+    i, f, g, o = _lstm_gates(input_kernel, bias, hidden_kernel, carry[1], x_t)
     c = f * carry[0] + i * activation(g)
     return (c, o * activation(c)), None
 
@@ -68,7 +68,7 @@ def lstm(activation, unroll, x, input_kernel, bias, hidden_kernel, c0, h0):
 def _lstm_forward(activation, unroll, x, input_kernel, bias, hidden_kernel, c0, h0):
   def step(carry, x_t):
     c_prev, h_prev = carry
-    i, f, g, o = _lstm_gates(activation, input_kernel, bias, hidden_kernel, c_prev, h_prev, x_t)
+    i, f, g, o = _lstm_gates(input_kernel, bias, hidden_kernel, h_prev, x_t)
     g, g_slope = _with_slope(activation, g)
     c = f * c_prev + i * g
     a, a_slope = _with_slope(activation, c)
