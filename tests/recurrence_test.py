@@ -28,8 +28,8 @@ def _case(cell, activation, dtype, batch, steps, features=2, units=5):
     _, outputs = jax.lax.scan(lambda c, x: flax_cell.apply({"params": params}, c, x), carry, window.swapaxes(0, 1))
     return jnp.sum(outputs[-1].astype(jnp.float32) * weights)
 
-  def hand_written(params, carry, window, unroll=1):
-    last = recurrence.last_hidden(cell, params, carry, window, ACTIVATIONS[activation], dtype, unroll)
+  def hand_written(params, carry, window, unroll_max_steps=recurrence.UNROLL_MAX_STEPS):
+    last = recurrence.last_hidden(cell, params, carry, window, ACTIVATIONS[activation], dtype, unroll_max_steps)
     return jnp.sum(last.astype(jnp.float32) * weights)
 
   return scanned, hand_written, (params, carry, window)
@@ -58,9 +58,9 @@ def test_outputs_and_gradients_equal_the_scanned_cell(cell, activation, batch, s
 
 @pytest.mark.slow
 @pytest.mark.parametrize("cell", ["lstm", "gru", "simple"])
-def test_unrolled_loops_give_the_same_numbers(cell):
+def test_loops_in_a_scan_give_the_same_numbers(cell):  # the other tests' sequences are unrolled
   scanned, hand_written, args = _case(cell, "tanh", jnp.float32, 4, 9)
-  _compare(scanned, lambda *a: hand_written(*a, unroll=4), args, atol=1e-5, rtol=1e-4)
+  _compare(scanned, lambda *a: hand_written(*a, unroll_max_steps=8), args, atol=1e-5, rtol=1e-4)
 
 
 @pytest.mark.parametrize("cell", [pytest.param("lstm", marks=pytest.mark.slow), "gru",

@@ -34,13 +34,50 @@ def _with_slope(activation, x):
   return jax.jvp(activation, (x,), (jnp.ones_like(x),))
 
 
+# Sequences up to this many steps are unrolled in Python, longer ones loop in a lax.scan. On XLA:CPU
+# exp and tanh in a while loop's body run several times slower than the same fusion unrolled, and
+# unrolled steps keep their outputs apart instead of copying them into stacked arrays: at 10 steps
+# the training step is faster unrolled, at 20 and 32 it is slower (and compiles 2-4x longer), so
+# the limit lies between (docs/performance.md).
+UNROLL_MAX_STEPS = 16
+
+
+def _scan(step, carry, xs, unroll_max_steps: int, reverse: bool = False):
+  """lax.scan's `(carry, ys)` over `xs`: stacked arrays, or a list of each step's values. Unrolled,
+  `ys` is a list of each step's outputs."""
+  steps = len(xs) if isinstance(xs, list) else jax.tree_util.tree_leaves(xs)[0].shape[0]
+  if steps > unroll_max_steps and not isinstance(xs, list):
+    return jax.lax.scan(step, carry, xs, reverse=reverse)
+  ys = [None] * steps
+  for t in reversed(range(steps)) if reverse else range(steps):
+    carry, ys[t] = step(carry, xs[t] if isinstance(xs, list) else jax.tree_util.tree_map(lambda a: a[t], xs))
+  return carry, ys
+
+
+def _fields(ys, *indices):
+  """Some fields of each step's output tuple, as the reverse loop's `xs`: per step or stacked."""
+  if isinstance(ys, list):
+    return [tuple(y[i] for i in indices) for y in ys]
+  return tuple(ys[i] for i in indices)
+
+
+def _stacked(ys, index=None):
+  """A (time, ...) array of each step's output (its field `index`)."""
+  if isinstance(ys, list):
+    return jnp.stack([y if index is None else y[index] for y in ys])
+  return ys if index is None else ys[index]
+
+
 def _after_the_loop(x, input_kernel, hidden_kernel, h_prev, d_projected, d_hidden):
   """The gradients of the inputs, the input kernel, its bias and the hidden kernel, each one matmul
-  (or sum) over all steps, from the reverse loop's per-step gate gradients."""
-  d_x = jnp.einsum("tbg,fg->tbf", d_projected, input_kernel.astype(_F32)).astype(x.dtype)
-  d_input_kernel = jnp.einsum("tbf,tbg->fg", x.astype(_F32), d_projected).astype(input_kernel.dtype)
-  d_hidden_kernel = jnp.einsum("tbh,tbg->hg", h_prev.astype(_F32), d_hidden).astype(hidden_kernel.dtype)
-  return d_x, d_input_kernel, d_projected.sum((0, 1)), d_hidden_kernel
+  (or sum) over all steps, from the reverse loop's per-step gate gradients (time, batch, gates).
+  Time and batch are merged into one axis: XLA:CPU multiplies faster over one contracting axis."""
+  merged = lambda a: a.reshape(-1, a.shape[-1]).astype(_F32)
+  d_projected, d_hidden = merged(d_projected), merged(d_hidden)
+  d_x = (d_projected @ input_kernel.astype(_F32).T).reshape(x.shape).astype(x.dtype)
+  d_input_kernel = (merged(x).T @ d_projected).astype(input_kernel.dtype)
+  d_hidden_kernel = (merged(h_prev).T @ d_hidden).astype(hidden_kernel.dtype)
+  return d_x, d_input_kernel, d_projected.sum(0), d_hidden_kernel
 
 
 # Each cell: its step, the primal (inference: no residuals), the forward pass that keeps the
@@ -55,17 +92,17 @@ def _lstm_gates(input_kernel, bias, hidden_kernel, h, x):
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
-def lstm(activation, unroll, x, input_kernel, bias, hidden_kernel, c0, h0):
+def lstm(activation, unroll_max_steps, x, input_kernel, bias, hidden_kernel, c0, h0):
   """The last hidden state. x: (time, batch, features); kernels and bias over gates i, f, g, o."""
   def step(carry, x_t):
     i, f, g, o = _lstm_gates(input_kernel, bias, hidden_kernel, carry[1], x_t)
     c = f * carry[0] + i * activation(g)
     return (c, o * activation(c)), None
 
-  return jax.lax.scan(step, (c0, h0), x, unroll=unroll)[0][1]
+  return _scan(step, (c0, h0), x, unroll_max_steps)[0][1]
 
 
-def _lstm_forward(activation, unroll, x, input_kernel, bias, hidden_kernel, c0, h0):
+def _lstm_forward(activation, unroll_max_steps, x, input_kernel, bias, hidden_kernel, c0, h0):
   def step(carry, x_t):
     c_prev, h_prev = carry
     i, f, g, o = _lstm_gates(input_kernel, bias, hidden_kernel, h_prev, x_t)
@@ -78,12 +115,12 @@ def _lstm_forward(activation, unroll, x, input_kernel, bias, hidden_kernel, c0, 
                                          a * _sigmoid_slope(o)], -1)
     return (c, o * a), (gates_coefficient, o * a_slope, f, h_prev)
 
-  (_, h), saved = jax.lax.scan(step, (c0, h0), x, unroll=unroll)
+  (_, h), saved = _scan(step, (c0, h0), x, unroll_max_steps)
   return h, (saved, x, input_kernel, hidden_kernel, c0, h0)
 
 
-def _lstm_backward(activation, unroll, residuals, dh_last):
-  (gates_coefficient, cell_coefficient, forget, h_prev), x, input_kernel, hidden_kernel, c0, h0 = residuals
+def _lstm_backward(activation, unroll_max_steps, residuals, dh_last):
+  saved, x, input_kernel, hidden_kernel, c0, h0 = residuals
   kernel_t = hidden_kernel.T
 
   def step(carry, coefficients):
@@ -93,9 +130,11 @@ def _lstm_backward(activation, unroll, residuals, dh_last):
     dz = jnp.concatenate([dc, dc, dc, dh], -1) * gates
     return (dc * f, (dz.astype(kernel_t.dtype) @ kernel_t).astype(_F32)), dz
 
-  (dc0, dh0), dz = jax.lax.scan(step, (jnp.zeros_like(c0, _F32), dh_last.astype(_F32)),
-                                (gates_coefficient, cell_coefficient, forget), reverse=True, unroll=unroll)
-  d_x, d_input_kernel, d_bias, d_hidden_kernel = _after_the_loop(x, input_kernel, hidden_kernel, h_prev, dz, dz)
+  (dc0, dh0), dz = _scan(step, (jnp.zeros_like(c0, _F32), dh_last.astype(_F32)), _fields(saved, 0, 1, 2),
+                         unroll_max_steps, reverse=True)
+  dz = _stacked(dz)
+  d_x, d_input_kernel, d_bias, d_hidden_kernel = _after_the_loop(x, input_kernel, hidden_kernel, _stacked(saved, 3),
+                                                                 dz, dz)
   return (d_x, d_input_kernel, d_bias.astype(hidden_kernel.dtype), d_hidden_kernel, dc0.astype(c0.dtype),
           dh0.astype(h0.dtype))
 
@@ -113,17 +152,17 @@ def _gru_gates(input_kernel, input_bias, hidden_kernel, hidden_bias_n, h, x):
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
-def gru(activation, unroll, x, input_kernel, input_bias, hidden_kernel, hidden_bias_n, h0):
+def gru(activation, unroll_max_steps, x, input_kernel, input_bias, hidden_kernel, hidden_bias_n, h0):
   """The last hidden state. x: (time, batch, features); kernels over r, z, n; the hidden kernel's
   n part has its own bias, inside the reset gate's product."""
   def step(h, x_t):
     r, z, pn, hn = _gru_gates(input_kernel, input_bias, hidden_kernel, hidden_bias_n, h, x_t)
     return (1 - z) * activation(pn + r * hn) + z * h, None
 
-  return jax.lax.scan(step, h0, x, unroll=unroll)[0]
+  return _scan(step, h0, x, unroll_max_steps)[0]
 
 
-def _gru_forward(activation, unroll, x, input_kernel, input_bias, hidden_kernel, hidden_bias_n, h0):
+def _gru_forward(activation, unroll_max_steps, x, input_kernel, input_bias, hidden_kernel, hidden_bias_n, h0):
   def step(h, x_t):
     r, z, pn, hn = _gru_gates(input_kernel, input_bias, hidden_kernel, hidden_bias_n, h, x_t)
     n, n_slope = _with_slope(activation, pn + r * hn)
@@ -135,12 +174,12 @@ def _gru_forward(activation, unroll, x, input_kernel, input_bias, hidden_kernel,
                                          to_pre_n], -1)
     return h_new, (input_coefficient, r, z, h)
 
-  h, saved = jax.lax.scan(step, h0, x, unroll=unroll)
+  h, saved = _scan(step, h0, x, unroll_max_steps)
   return h, (saved, x, input_kernel, hidden_kernel, hidden_bias_n, h0)
 
 
-def _gru_backward(activation, unroll, residuals, dh_last):
-  (input_coefficient, reset, update, h_prev), x, input_kernel, hidden_kernel, hidden_bias_n, h0 = residuals
+def _gru_backward(activation, unroll_max_steps, residuals, dh_last):
+  saved, x, input_kernel, hidden_kernel, hidden_bias_n, h0 = residuals
   kernel_t = hidden_kernel.T
   to_hidden = lambda dz, r: jnp.concatenate([dz[..., :2 * r.shape[-1]], dz[..., 2 * r.shape[-1]:] * r], -1)
 
@@ -149,11 +188,11 @@ def _gru_backward(activation, unroll, residuals, dh_last):
     dz = jnp.concatenate([dh, dh, dh], -1) * inputs
     return dh * z + (to_hidden(dz, r).astype(kernel_t.dtype) @ kernel_t).astype(_F32), dz
 
-  dh0, dz = jax.lax.scan(step, dh_last.astype(_F32), (input_coefficient, reset, update), reverse=True,
-                         unroll=unroll)
+  dh0, dz = _scan(step, dh_last.astype(_F32), _fields(saved, 0, 1, 2), unroll_max_steps, reverse=True)
+  dz, reset = _stacked(dz), _stacked(saved, 1)
   d_hidden = to_hidden(dz, reset)
-  d_x, d_input_kernel, d_input_bias, d_hidden_kernel = _after_the_loop(x, input_kernel, hidden_kernel, h_prev, dz,
-                                                                       d_hidden)
+  d_x, d_input_kernel, d_input_bias, d_hidden_kernel = _after_the_loop(x, input_kernel, hidden_kernel,
+                                                                       _stacked(saved, 3), dz, d_hidden)
   d_bias_n = d_hidden[..., 2 * reset.shape[-1]:].sum((0, 1))
   return (d_x, d_input_kernel, d_input_bias.astype(hidden_kernel.dtype), d_hidden_kernel,
           d_bias_n.astype(hidden_bias_n.dtype), dh0.astype(h0.dtype))
@@ -165,35 +204,37 @@ gru.defvjp(_gru_forward, _gru_backward)
 # --- plain RNN ------------------------------------------------------------------------------------
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
-def simple(activation, unroll, x, input_kernel, input_bias, hidden_kernel, h0):
+def simple(activation, unroll_max_steps, x, input_kernel, input_bias, hidden_kernel, h0):
   """The last hidden state. x: (time, batch, features)."""
   def step(h, x_t):
     z = x_t @ input_kernel + input_bias + h.astype(hidden_kernel.dtype) @ hidden_kernel
     return activation(z).astype(h.dtype), None
 
-  return jax.lax.scan(step, h0, x, unroll=unroll)[0]
+  return _scan(step, h0, x, unroll_max_steps)[0]
 
 
-def _simple_forward(activation, unroll, x, input_kernel, input_bias, hidden_kernel, h0):
+def _simple_forward(activation, unroll_max_steps, x, input_kernel, input_bias, hidden_kernel, h0):
   def step(h, x_t):
     z = x_t @ input_kernel + input_bias + h.astype(hidden_kernel.dtype) @ hidden_kernel
     h_new, slope = _with_slope(activation, z)
     return h_new.astype(h.dtype), (slope.astype(_F32), h)
 
-  h, saved = jax.lax.scan(step, h0, x, unroll=unroll)
+  h, saved = _scan(step, h0, x, unroll_max_steps)
   return h, (saved, x, input_kernel, hidden_kernel, h0)
 
 
-def _simple_backward(activation, unroll, residuals, dh_last):
-  (slope, h_prev), x, input_kernel, hidden_kernel, h0 = residuals
+def _simple_backward(activation, unroll_max_steps, residuals, dh_last):
+  saved, x, input_kernel, hidden_kernel, h0 = residuals
   kernel_t = hidden_kernel.T
 
-  def step(dh, slope):
-    dz = dh * slope
+  def step(dh, coefficients):
+    dz = dh * coefficients[0]
     return (dz.astype(kernel_t.dtype) @ kernel_t).astype(_F32), dz
 
-  dh0, dz = jax.lax.scan(step, dh_last.astype(_F32), slope, reverse=True, unroll=unroll)
-  d_x, d_input_kernel, d_input_bias, d_hidden_kernel = _after_the_loop(x, input_kernel, hidden_kernel, h_prev, dz, dz)
+  dh0, dz = _scan(step, dh_last.astype(_F32), _fields(saved, 0), unroll_max_steps, reverse=True)
+  dz = _stacked(dz)
+  d_x, d_input_kernel, d_input_bias, d_hidden_kernel = _after_the_loop(x, input_kernel, hidden_kernel,
+                                                                       _stacked(saved, 1), dz, dz)
   return (d_x, d_input_kernel, d_input_bias.astype(hidden_kernel.dtype), d_hidden_kernel, dh0.astype(h0.dtype))
 
 
@@ -202,7 +243,7 @@ simple.defvjp(_simple_forward, _simple_backward)
 
 # --- the cells' parameters ------------------------------------------------------------------------
 
-def last_hidden(cell: str, params, carry, window, activation, dtype, unroll: int = 1):
+def last_hidden(cell: str, params, carry, window, activation, dtype, unroll_max_steps: int = UNROLL_MAX_STEPS):
   """The last hidden state after `cell` (its Flax parameters `params`) has read `window` (batch,
   time, features) from `carry`: what nn.RNN over that cell returns at the last step."""
   def joined(names, part="kernel"):
@@ -211,12 +252,12 @@ def last_hidden(cell: str, params, carry, window, activation, dtype, unroll: int
   x = window.swapaxes(0, 1).astype(dtype)  # time-major: the loops run over the leading axis
   if cell == "lstm":
     hidden = ("hi", "hf", "hg", "ho")
-    return lstm(activation, unroll, x, joined(("ii", "if", "ig", "io")), joined(hidden, "bias"), joined(hidden),
-                *carry)
+    return lstm(activation, unroll_max_steps, x, joined(("ii", "if", "ig", "io")), joined(hidden, "bias"),
+                joined(hidden), *carry)
   if cell == "gru":
     inputs = ("ir", "iz", "in")
-    return gru(activation, unroll, x, joined(inputs), joined(inputs, "bias"), joined(("hr", "hz", "hn")),
-               params["hn"]["bias"].astype(dtype), carry)
+    return gru(activation, unroll_max_steps, x, joined(inputs), joined(inputs, "bias"),
+               joined(("hr", "hz", "hn")), params["hn"]["bias"].astype(dtype), carry)
   if cell == "simple":
-    return simple(activation, unroll, x, joined(("i",)), joined(("i",), "bias"), joined(("h",)), carry)
+    return simple(activation, unroll_max_steps, x, joined(("i",)), joined(("i",), "bias"), joined(("h",)), carry)
   raise ValueError(f"no hand-written recurrence for cell {cell!r}")
