@@ -43,8 +43,8 @@ UNROLL_MAX_STEPS = 16
 
 
 def _scan(step, carry, xs, unroll_max_steps: int, reverse: bool = False):
-  """lax.scan's `(carry, ys)` over `xs`: stacked arrays, or a list of each step's values. Unrolled,
-  `ys` is a list of each step's outputs."""
+  """lax.scan's `(carry, ys)` over the leading axis of `xs`, unrolled in Python when it has at most
+  `unroll_max_steps` steps or is a list of each step's values (what an unrolled loop returns as `ys`)."""
   steps = len(xs) if isinstance(xs, list) else jax.tree_util.tree_leaves(xs)[0].shape[0]
   if steps > unroll_max_steps and not isinstance(xs, list):
     return jax.lax.scan(step, carry, xs, reverse=reverse)
