@@ -75,6 +75,11 @@ def expand(sweep: dict) -> list[tuple[dict, list]]:
   return expanded
 
 
+def run_dir(root: pathlib.Path, point: dict, config) -> pathlib.Path:
+  """The run directory of one seed of a grid point."""
+  return root / point_name(point) / f"seed_{config.seed}"
+
+
 def _status(workdir: pathlib.Path) -> str:
   try:
     return json.loads((workdir / "status.json").read_text())["status"]
@@ -87,7 +92,7 @@ def _check_unchanged(expanded, root: pathlib.Path) -> None:
   changed = []
   for point, configs in expanded:
     for config in configs:
-      workdir = root / point_name(point) / f"seed_{config.seed}"
+      workdir = run_dir(root, point, config)
       try:
         trainer.check_resumable(config, workdir)
       except UserError:
@@ -140,13 +145,15 @@ def run_point(sweep_path: str, root: pathlib.Path, index: int, stop=None) -> boo
   return _run_point(point, configs, root, sweep.get("vectorize_seeds", True), stop)
 
 
-def _runs_to_do(point, configs, root: pathlib.Path) -> list:
-  return [c for c in configs if _status(root / point_name(point) / f"seed_{c.seed}") not in ("done", "diverged")]
+def _runs_to_do(point, configs, root: pathlib.Path) -> list[tuple]:
+  """[(config, run directory), ...] of the point's seeds not done (nor diverged)."""
+  runs = [(config, run_dir(root, point, config)) for config in configs]
+  return [(config, workdir) for config, workdir in runs if _status(workdir) not in ("done", "diverged")]
 
 
 def _run_point(point, configs, root: pathlib.Path, vectorize: bool, stop) -> bool:
   name = point_name(point)
-  todo = [(c, root / name / f"seed_{c.seed}") for c in _runs_to_do(point, configs, root)]
+  todo = _runs_to_do(point, configs, root)
   print(f"== {name}: {len(configs) - len(todo)} of {len(configs)} runs done", flush=True)
   if stop is not None and stop.requested:
     return False

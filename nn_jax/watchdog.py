@@ -11,6 +11,7 @@ times the median of that phase's earlier durations plus a minute. A phase's firs
 (compilation, the first save) gets config.watchdog_first_seconds instead. -1 turns it off.
 """
 
+import collections
 import contextlib
 import os
 import statistics
@@ -20,6 +21,7 @@ import time
 
 EXIT_STUCK = 75  # EX_TEMPFAIL: "try again later", for the scheduler
 AUTO_FACTOR, AUTO_MARGIN_SECONDS = 10, 60
+AUTO_HISTORY = 100  # the median of a phase's last this many durations
 
 
 class Watchdog:
@@ -28,7 +30,7 @@ class Watchdog:
                exit=os._exit):  # os._exit: the main thread is stuck, so nothing it would run can run
     self.seconds, self.first_seconds = seconds, first_seconds
     self.process, self.on_stuck, self._exit = process, on_stuck, exit
-    self._durations = {}  # phase -> its earlier durations
+    self._durations = {}  # phase -> its last AUTO_HISTORY durations
     self._phases = []  # (name, step, start), innermost last
     self._lock = threading.Lock()
     self._stopped = threading.Event()
@@ -43,7 +45,7 @@ class Watchdog:
       return self.first_seconds
     if self.seconds > 0:
       return self.seconds
-    return AUTO_FACTOR * statistics.median(earlier[-100:]) + AUTO_MARGIN_SECONDS
+    return AUTO_FACTOR * statistics.median(earlier) + AUTO_MARGIN_SECONDS
 
   @contextlib.contextmanager
   def phase(self, name: str, step: int):
@@ -56,7 +58,7 @@ class Watchdog:
     finally:
       with self._lock:
         self._phases.remove(entry)
-        self._durations.setdefault(name, []).append(time.monotonic() - entry[2])
+        self._durations.setdefault(name, collections.deque(maxlen=AUTO_HISTORY)).append(time.monotonic() - entry[2])
 
   def _watch(self) -> None:
     while not self._stopped.wait(0.5):
