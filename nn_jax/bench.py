@@ -60,8 +60,9 @@ def case_matmul_peak(repeats):
 
 def _train_step_case(config_spec: str, overrides: dict, batch_shape, num_classes, repeats, per_repeat,
                      model_class=None):
-  """Compile time and seconds per step of the trainer's own step, on a batch already on the device.
-  `model_class` replaces the config's model class (the benchmark-only recurrences)."""
+  """Compile time and seconds per step of the trainer's own step, on a batch already on the device, and
+  (config, model, holder of the state, step, inputs, targets, run: one step, waited for). `model_class`
+  replaces the config's model class (the benchmark-only recurrences)."""
   import jax
   from nn_jax import auto, models, step as step_lib, tasks, trainer
   from nn_jax import config as config_lib
@@ -86,7 +87,7 @@ def _train_step_case(config_spec: str, overrides: dict, batch_shape, num_classes
 
   for _ in range(3):
     run()
-  return compile_seconds, _median_seconds(run, repeats, per_repeat), (config, model, holder, step, inputs, targets)
+  return compile_seconds, _median_seconds(run, repeats, per_repeat), (config, model, holder, step, inputs, targets, run)
 
 
 def _random_data(shape, num_classes: int, seed: int = 0):
@@ -156,7 +157,7 @@ def case_cnn_loop(repeats, examples=12000):
   """The trainer's epoch loop on MNIST-shaped data, alternating with the same step timed alone on a batch
   already on the device: how close the loop (batches gathered, steps dispatched K at a time, metrics
   folded) comes to the benchmarked step."""
-  _, step_seconds, (_, _, holder, step, inputs, targets) = _train_step_case(
+  _, step_seconds, (_, _, holder, step, inputs, targets, _) = _train_step_case(
       "experiments/cnn_mnist.py", {}, (200, 28, 28, 1), 10, 1, 1)
   config, epoch_loop = _epoch_loop("experiments/cnn_mnist.py", {}, (examples, 28, 28, 1), 10)
   _epoch_seconds(epoch_loop)  # compiles the dispatch programs
@@ -222,18 +223,12 @@ PREVIOUS_RECURRENCE = {"simple": "scan", "lstm": "optimized", "gru": "scan"}  # 
 def case_recurrence_pair(repeats, cell="lstm", batch=32):
   """The previous default recurrence and the hand-written backward pass (custom_vjp), training steps
   timed alternately in one process, so that both see the same machine."""
-  import jax
   previous = PREVIOUS_RECURRENCE[cell]
   runs = {}
   for recurrence in (previous, "custom_vjp"):
-    _, _, (_, _, holder, step, inputs, targets) = _train_step_case(
-        f"experiments/recurrent_series.py:{cell}", {"model.recurrence": recurrence}, (batch, 10, 1), 0, 1, 5)
-    batch_on_device = jax.device_put((inputs, targets))
-
-    def run(holder=holder, step=step, batch_on_device=batch_on_device):
-      holder["state"], metrics = step(holder["state"], batch_on_device)
-      jax.block_until_ready(metrics)
-    runs[recurrence] = run
+    _, _, case = _train_step_case(f"experiments/recurrent_series.py:{cell}", {"model.recurrence": recurrence},
+                                  (batch, 10, 1), 0, 1, 5)
+    runs[recurrence] = case[-1]  # one step, waited for
   seconds = {name: [] for name in runs}
   for _ in range(repeats):
     for name, run in runs.items():

@@ -14,6 +14,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from nn_jax.models import recurrence as recurrence_lib
 from nn_jax.models import rnn
 
 RECURRENCES = ("nn_scan", "unrolled", "fused")
@@ -42,7 +43,7 @@ class BenchSequenceRegressor(rnn.SequenceRegressor):
   def _fused_lstm(self, params, carry, window):
     """The LSTM with its cell's own parameters, its four gates as one matmul per step and the
     input projection of every step hoisted out of the loop into one matmul."""
-    input_kernel, hidden_kernel, bias = self._gate_matrices(params)
+    input_kernel, hidden_kernel, bias = recurrence_lib.lstm_matrices(params, self.dtype)
     projected = jnp.einsum("btf,fg->tbg", window.astype(self.dtype), input_kernel) + bias
     step = lambda carry, projected_step: (self._lstm_step(carry, projected_step, hidden_kernel), None)
     (_, last_hidden), _ = jax.lax.scan(step, carry, projected)

@@ -243,17 +243,27 @@ simple.defvjp(_simple_forward, _simple_backward)
 
 # --- the cells' parameters ------------------------------------------------------------------------
 
+def _side_by_side(params, names, part, dtype):
+  """The named Dense layers' kernels (or biases) side by side, over their outputs."""
+  return jnp.concatenate([params[n][part] for n in names], axis=0 if part == "bias" else 1).astype(dtype)
+
+
+def lstm_matrices(params, dtype):
+  """LSTMCell's eight Dense layers as an input kernel, a hidden kernel and a bias over the four gates
+  (i, f, g, o) side by side."""
+  hidden = ("hi", "hf", "hg", "ho")
+  return (_side_by_side(params, ("ii", "if", "ig", "io"), "kernel", dtype),
+          _side_by_side(params, hidden, "kernel", dtype), _side_by_side(params, hidden, "bias", dtype))
+
+
 def last_hidden(cell: str, params, carry, window, activation, dtype, unroll_max_steps: int = UNROLL_MAX_STEPS):
   """The last hidden state after `cell` (its Flax parameters `params`) has read `window` (batch,
   time, features) from `carry`: what nn.RNN over that cell returns at the last step."""
-  def joined(names, part="kernel"):
-    return jnp.concatenate([params[n][part] for n in names], axis=0 if part == "bias" else 1).astype(dtype)
-
+  joined = lambda names, part="kernel": _side_by_side(params, names, part, dtype)
   x = window.swapaxes(0, 1).astype(dtype)  # time-major: the loops run over the leading axis
   if cell == "lstm":
-    hidden = ("hi", "hf", "hg", "ho")
-    return lstm(activation, unroll_max_steps, x, joined(("ii", "if", "ig", "io")), joined(hidden, "bias"),
-                joined(hidden), *carry)
+    input_kernel, hidden_kernel, bias = lstm_matrices(params, dtype)
+    return lstm(activation, unroll_max_steps, x, input_kernel, bias, hidden_kernel, *carry)
   if cell == "gru":
     inputs = ("ir", "iz", "in")
     return gru(activation, unroll_max_steps, x, joined(inputs), joined(inputs, "bias"),

@@ -88,14 +88,12 @@ class SequenceRegressor(nn.Module):
     """The last hidden state after the cell has read `window`, looped the `recurrence` way."""
     carry = self._initial_carry(window)
     cell = CELLS[self.cell](**self._cell_kwargs(), name="cell")
-    if recurrence == "custom_vjp":
+    if recurrence in ("custom_vjp", "optimized"):  # both compute on the cell's parameters
       if self.is_initializing():  # create the cell's parameters, exactly as scan does
         cell(carry, window[:, 0])
-      return recurrence_lib.last_hidden(self.cell, cell.variables["params"], carry, window,
-                                        ACTIVATIONS[self.activation], self.dtype)
-    if recurrence == "optimized":
-      if self.is_initializing():  # create the cell's parameters, exactly as scan does
-        cell(carry, window[:, 0])
+      if recurrence == "custom_vjp":
+        return recurrence_lib.last_hidden(self.cell, cell.variables["params"], carry, window,
+                                          ACTIVATIONS[self.activation], self.dtype)
       return self._optimized_lstm(cell.variables["params"], carry, window)
     # nn.RNN scans the cell over the time axis (axis 1): one compiled loop, not a Python one.
     return nn.RNN(cell, name="rnn")(window, initial_carry=carry)[:, -1]
@@ -110,20 +108,11 @@ class SequenceRegressor(nn.Module):
     """Flax's OptimizedLSTMCell's computation (its parameters are LSTMCell's): per step, the four
     gates' input and hidden projections as one matmul each. Written out rather than called, so
     the cell keeps Keras' forget-gate bias init (tests/rnn_test.py checks it equals the Flax cell)."""
-    input_kernel, hidden_kernel, bias = self._gate_matrices(params)
+    input_kernel, hidden_kernel, bias = recurrence_lib.lstm_matrices(params, self.dtype)
     step = lambda carry, inputs: (self._lstm_step(carry, inputs.astype(self.dtype) @ input_kernel + bias,
                                                   hidden_kernel), None)
     (_, last_hidden), _ = jax.lax.scan(step, carry, window.swapaxes(0, 1))
     return last_hidden
-
-  def _gate_matrices(self, params):
-    """The cell's eight Dense layers as an input kernel, a hidden kernel and a bias over the four
-    gates (i, f, g, o) side by side."""
-    gates = ("i", "f", "g", "o")
-    input_kernel = jnp.concatenate([params["i" + g]["kernel"] for g in gates], axis=1).astype(self.dtype)
-    hidden_kernel = jnp.concatenate([params["h" + g]["kernel"] for g in gates], axis=1).astype(self.dtype)
-    bias = jnp.concatenate([params["h" + g]["bias"] for g in gates]).astype(self.dtype)
-    return input_kernel, hidden_kernel, bias
 
   def _lstm_step(self, carry, projected_input, hidden_kernel):
     """LSTMCell's update, given the step's input projection (bias included)."""
