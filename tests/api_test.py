@@ -29,7 +29,7 @@ def test_the_cli_s_errors_raise(tmp_path):
 
 
 @pytest.mark.slow
-def test_the_quickstart_notebook_runs(tmp_path):
+def test_the_quickstart_notebook_runs(tmp_path, mnist_cache):  # the real MNIST where a prepared copy is found
   import nbclient
   import nbformat
   notebook = nbformat.read(ROOT / "examples" / "quickstart.ipynb", as_version=4)

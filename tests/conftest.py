@@ -51,6 +51,21 @@ def assert_same_function(reference, other, inputs, targets, atol=1e-5, grad_rtol
     np.testing.assert_allclose(a, b, atol=atol, rtol=grad_rtol)
 
 
+@pytest.fixture(autouse=True)
+def own_decoded_cache(tmp_path_factory, monkeypatch):
+  """Every test, and every process it starts, decodes into an empty cache folder of its own, never the user's."""
+  monkeypatch.setenv("NN_JAX_CACHE", str(tmp_path_factory.mktemp("nn_jax_cache")))
+
+
+@pytest.fixture
+def mnist_cache(request, monkeypatch):
+  """For tests that want MNIST decoded once: the tests' own cache, kept between sessions in .pytest_cache.
+  Entries are named by the records they hold, so tests on mock data cannot reach or spoil it."""
+  folder = request.config.cache.mkdir("nn_jax_decoded")
+  monkeypatch.setenv("NN_JAX_CACHE", str(folder))
+  return folder
+
+
 @pytest.fixture
 def quiet_progress(monkeypatch):
   monkeypatch.setenv("TQDM_DISABLE", "1")

@@ -1,6 +1,4 @@
-"""The decoded-data cache: used when intact, rebuilt when not, never trusted blindly."""
-
-import json
+"""The decoded-data cache: named by the records it holds, used when intact, rebuilt when not, never trusted blindly."""
 
 import numpy as np
 import pytest
@@ -10,11 +8,19 @@ from nn_jax.data import decoded_cache, mnist
 
 
 @pytest.fixture
-def prepared(tmp_path):
+def record_files(tmp_path):
+  """{split: [files]}, standing in for a prepared copy's shards."""
   folder = tmp_path / "data" / "mnist" / "3.0.1"
   folder.mkdir(parents=True)
-  (folder / "dataset_info.json").write_text(json.dumps({"version": "3.0.1"}))
-  return folder
+  files = {}
+  for split in ("train", "test"):
+    files[split] = [folder / f"mnist-{split}.array_record-00000-of-00001"]
+    files[split][0].write_bytes(split.encode() * 100)
+  return files
+
+
+def _cache(tmp_path, record_files, decoder_version="1"):
+  return decoded_cache.DecodedCache(str(tmp_path / "cache"), "mnist", record_files, decoder_version)
 
 
 def _decoded():
@@ -23,8 +29,8 @@ def _decoded():
           "test": (rng.integers(0, 255, (2, 4, 4, 1), dtype=np.uint8), np.arange(2, dtype=np.int32))}
 
 
-def test_round_trip(tmp_path, prepared):
-  cache = decoded_cache.DecodedCache(str(tmp_path / "cache"), prepared, ("train", "test"))
+def test_round_trip(tmp_path, record_files):
+  cache = _cache(tmp_path, record_files)
   assert cache.read() is None
   cache.write(_decoded())
   for split, (inputs, targets) in cache.read().items():
@@ -32,8 +38,8 @@ def test_round_trip(tmp_path, prepared):
     np.testing.assert_array_equal(targets, _decoded()[split][1])
 
 
-def test_a_corrupt_cache_is_not_trusted(tmp_path, prepared):
-  cache = decoded_cache.DecodedCache(str(tmp_path / "cache"), prepared, ("train", "test"))
+def test_a_corrupt_cache_is_not_trusted(tmp_path, record_files):
+  cache = _cache(tmp_path, record_files)
   cache.write(_decoded())
   data = bytearray(cache.path.read_bytes())
   data[len(data) // 2] ^= 0xFF
@@ -43,10 +49,24 @@ def test_a_corrupt_cache_is_not_trusted(tmp_path, prepared):
   assert cache.read() is None
 
 
-def test_another_copy_of_the_data_gets_another_cache(tmp_path, prepared):
-  first = decoded_cache.DecodedCache(str(tmp_path / "cache"), prepared, ("train",))
-  (prepared / "dataset_info.json").write_text(json.dumps({"version": "3.0.1", "files": 2}))
-  assert decoded_cache.DecodedCache(str(tmp_path / "cache"), prepared, ("train",)).path != first.path
+def test_an_entry_is_named_by_the_records_it_was_decoded_from(tmp_path, record_files):
+  entry = _cache(tmp_path, record_files)
+  entry.write(_decoded())
+  assert _cache(tmp_path, record_files).read() is not None  # the same records: found again
+
+  train = record_files["train"][0]
+  original = train.read_bytes()
+  train.write_bytes(b"x" + original[1:])  # replaced in place: same name, same size
+  assert _cache(tmp_path, record_files).read() is None
+  train.write_bytes(original)
+  renamed = train.rename(train.with_name("mnist-train.array_record-00000-of-00002"))
+  assert _cache(tmp_path, {**record_files, "train": [renamed]}).read() is None
+  renamed.rename(train)
+  assert _cache(tmp_path, record_files).read() is not None
+
+  assert _cache(tmp_path, {"test": record_files["train"], "train": record_files["test"]}).path != entry.path
+  assert _cache(tmp_path, {"train": record_files["train"]}).path != entry.path
+  assert _cache(tmp_path, record_files, decoder_version="2").path != entry.path
 
 
 @pytest.mark.slow

@@ -55,7 +55,7 @@ def test_make_train_mlp_writes_a_complete_run_directory(tmp_path):
 
 
 @needs_shared_tfds
-def test_make_train_cnn_two_step_smoke(tmp_path):
+def test_make_train_cnn_two_step_smoke(tmp_path, mnist_cache):
   workdir = tmp_path / "cnn"
   args = ("--config.num_epochs=1 --config.batch_size=50 --config.dataset.train_examples=100 "
           "--config.dataset.test_examples=300 --config.eval_batch_size=128 --config.target_value=0.0")

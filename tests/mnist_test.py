@@ -2,6 +2,7 @@
 
 import contextlib
 import functools
+import gzip
 import importlib.resources
 import importlib.util
 import http.server
@@ -27,9 +28,55 @@ def test_mock_data_loads_scaled_images_and_int_labels(tmp_path):
 
 
 @needs_shared_tfds
-def test_shared_copy_has_all_of_mnist():
+def test_shared_copy_has_all_of_mnist(mnist_cache):
   dataset = mnist.load(data_dir=str(SHARED_TFDS), test_examples=0, train_examples=100)
   assert len(dataset.splits["test"][0]) == 10_000 and len(dataset.splits["train"][0]) == 100
+
+
+@needs_shared_tfds
+def test_mock_and_real_records_in_one_cache_folder_each_see_their_own(tmp_path, mnist_cache):
+  def train_images(cache_dir, mock=False):
+    with tfds.testing.mock_data(num_examples=64, policy=tfds.testing.MockPolicy.USE_CODE) if mock else (
+        contextlib.nullcontext()):
+      return len(mnist.load(data_dir=str(SHARED_TFDS), cache_dir=str(cache_dir)).splits["train"][0])
+
+  assert train_images(tmp_path / "fresh", mock=True) == 64
+  assert not (tmp_path / "fresh").exists()  # made-up records are never cached, so no run can read them as MNIST
+  assert train_images(mnist_cache) == 60_000
+  entries = sorted(mnist_cache.iterdir())
+  assert train_images(mnist_cache, mock=True) == 64  # a cached real entry does not stand in for mock records
+  assert sorted(mnist_cache.iterdir()) == entries
+  assert train_images(mnist_cache) == 60_000
+
+
+def _write_idx(path, array):
+  """An IDX file as MNIST's are: magic (0, 0, 8 for uint8, the rank), one big-endian uint32 per dimension, data."""
+  header = bytes([0, 0, 8, array.ndim]) + b"".join(size.to_bytes(4, "big") for size in array.shape)
+  with gzip.open(path, "wb") as f:
+    f.write(header + array.astype(np.uint8).tobytes())
+
+
+def _prepare_tiny(data_dir, seed):
+  """A prepared nn_jax_mnist of a few random digits in data_dir; its folder."""
+  rng = np.random.default_rng(seed)
+  gz_dir = data_dir / "gz"
+  gz_dir.mkdir(parents=True)
+  for prefix, count in (("train", 6), ("t10k", 4)):
+    _write_idx(gz_dir / f"{prefix}-images-idx3-ubyte.gz", rng.integers(0, 256, (count, 28, 28)))
+    _write_idx(gz_dir / f"{prefix}-labels-idx1-ubyte.gz", rng.integers(0, 10, count))
+  mnist_files.prepare(data_dir, gz_dir)
+  return data_dir / "nn_jax_mnist" / "1.0.0"
+
+
+def test_records_replaced_in_place_are_decoded_again(tmp_path):
+  first, second = _prepare_tiny(tmp_path / "first", seed=0), _prepare_tiny(tmp_path / "second", seed=1)
+  cache = str(tmp_path / "cache")
+  before = mnist.load(data_dir=str(tmp_path / "first"), cache_dir=cache).splits["train"][0]
+  for shard in second.glob("nn_jax_mnist-*.array_record-*"):  # same names, same dataset_info.json
+    shutil.copyfile(shard, first / shard.name)
+  after = mnist.load(data_dir=str(tmp_path / "first"), cache_dir=cache).splits["train"][0]
+  np.testing.assert_array_equal(after, mnist.load(data_dir=str(tmp_path / "second"), cache_dir="none").splits["train"][0])
+  assert not np.array_equal(before, after)
 
 
 def test_offline_without_data_says_where_it_looked_and_how_to_supply_it(tmp_path):

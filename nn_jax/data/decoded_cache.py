@@ -1,16 +1,23 @@
 """A cache of decoded dataset arrays, so that a run starts in well under a second instead of decoding again.
 
-One .npz per prepared dataset copy, named by a hash of the copy's identity
-(its folder, name and version, and the bytes of its dataset_info.json, which
-lists every file's size), with the sha256 of its own bytes beside it. A cache
-whose bytes do not match that checksum (truncated, corrupted, half-written) is
-ignored and rebuilt, never trusted. Writes go to a temporary file, renamed
-into place once complete.
+An entry is named by what it holds: a hash of the record files it was decoded
+from (each split's files: name, size and the sha256 of their bytes), the split
+names and the decoding code's version. Other records, even in the same folder
+under the same names, are another entry; an entry whose records changed is
+never found again. Beside each .npz lies the sha256 of its own bytes: an entry
+that does not match it (truncated, corrupted, half-written) is ignored and
+rebuilt, never trusted. Writes go to a temporary file, renamed into place once
+complete.
+
+Only a loader that read the records from those files may write an entry; one
+served by a stand-in (tfds.testing.mock_data) has no files to name and caches
+nothing.
 """
 
 import hashlib
 import os
 import pathlib
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -24,17 +31,24 @@ def _sha256(path: pathlib.Path) -> str:
     return hashlib.file_digest(f, "sha256").hexdigest()
 
 
-class DecodedCache:
-  """Decoded (inputs, targets) per split of one prepared copy at `prepared` (e.g. .../mnist/3.0.1)."""
+def _records_identity(record_files: Mapping[str, Sequence[pathlib.Path]], decoder_version: str) -> str:
+  """A digest of every split's record files (names, sizes, bytes) and of the code that decodes them."""
+  identity = hashlib.sha256(f"decoder {decoder_version}\n".encode())
+  for split, paths in record_files.items():
+    for path in paths:
+      identity.update(f"{split} {path.name} {path.stat().st_size} {_sha256(path)}\n".encode())
+  return identity.hexdigest()
 
-  def __init__(self, cache_dir: str, prepared: pathlib.Path, splits):
-    identity = hashlib.sha256()
-    identity.update(str(prepared.resolve()).encode())
-    identity.update((prepared / "dataset_info.json").read_bytes())
-    name = f"{prepared.parent.name}-{prepared.name}-{identity.hexdigest()[:16]}"
-    self.path = (pathlib.Path(cache_dir).expanduser() if cache_dir else default_dir()) / f"{name}.npz"
+
+class DecodedCache:
+  """Decoded (inputs, targets) of each split of `record_files` ({split: [files]}), for the dataset `name`."""
+
+  def __init__(self, cache_dir: str, name: str, record_files: Mapping[str, Sequence[pathlib.Path]],
+               decoder_version: str):
+    identity = _records_identity(record_files, decoder_version)
+    self.path = (pathlib.Path(cache_dir).expanduser() if cache_dir else default_dir()) / f"{name}-{identity[:20]}.npz"
     self.checksum = self.path.with_suffix(".npz.sha256")
-    self.splits = tuple(splits)
+    self.splits = tuple(record_files)
 
   def read(self) -> dict | None:
     """{split: (inputs, targets)}, or None when there is no intact cache."""

@@ -9,7 +9,8 @@ Where the data is looked for, in order, under the data dir
      downloaded from `dataset.mirror_url`; every file is checked by sha256.
 
 Decoding the 70,000 records takes seconds, so the decoded uint8 arrays are
-cached once (`decoded_cache.py`), keyed by the prepared copy's identity.
+cached once (`decoded_cache.py`), keyed by the record files they were decoded
+from; records served by a stand-in (tfds.testing.mock_data) are never cached.
 """
 
 import os
@@ -17,12 +18,14 @@ import pathlib
 
 import numpy as np
 import tensorflow_datasets as tfds
+from array_record.python import array_record_data_source
 
 from nn_jax.data import decoded_cache, mnist_files
 from nn_jax.data.dataset import Dataset
 from nn_jax.errors import UserError
 
 SPLITS = ("train", "test")
+DECODER_VERSION = "1"  # names the cache entries `_decode` writes: change it whenever its output changes
 
 
 def default_data_dir() -> pathlib.Path:
@@ -46,6 +49,20 @@ def _decode(source) -> tuple[np.ndarray, np.ndarray]:
   images = np.stack([np.asarray(r["image"], np.uint8) for r in records])
   labels = np.asarray([int(np.asarray(r["label"])) for r in records], dtype=np.int32)
   return images, labels
+
+
+def _record_files(sources) -> dict[str, list[pathlib.Path]] | None:
+  """{split: the array_record files its source reads}, or None when a stand-in serves the records.
+
+  tfds.testing.mock_data keeps TFDS's data source but swaps its reader for one that
+  makes records up, so the reader, not the folder, says whether files are read.
+  """
+  files = {}
+  for split, source in sources.items():
+    if not isinstance(getattr(source, "data_source", None), array_record_data_source.ArrayRecordDataSource):
+      return None
+    files[split] = [pathlib.Path(str(path)) for path in source.dataset_info.splits[source.split].filepaths]
+  return files
 
 
 def _scaled(images: np.ndarray, labels: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarray]:
@@ -99,19 +116,19 @@ def load(data_dir: str = "", manual_dir: str = "", mirror_url: str = "", train_e
   root = pathlib.Path(data_dir).expanduser() if data_dir else default_data_dir()
   manual = pathlib.Path(manual_dir).expanduser() if manual_dir else root / "downloads" / "manual"
   limits = {"train": train_examples, "test": test_examples}
-  prepared = _prepared(root)
-  cache = decoded_cache.DecodedCache(cache_dir, prepared, SPLITS) if prepared and cache_dir != "none" else None
-  decoded = cache.read() if cache else None
-  if decoded is None:
-    sources = _sources(root, manual, mirror_url)
-    try:
+  sources = _sources(root, manual, mirror_url)
+  try:
+    record_files = _record_files(sources) if cache_dir != "none" else None
+    cache = decoded_cache.DecodedCache(cache_dir, "mnist", record_files, DECODER_VERSION) if record_files else None
+    decoded = cache.read() if cache else None
+    if decoded is None:
       decoded = {split: _decode(sources[split]) for split in SPLITS}
-    except (RuntimeError, OSError, ValueError) as e:  # array_record and PIL say "corrupt" many ways
-      where = _prepared(root) or root
-      raise UserError(f"MNIST's prepared copy in {where} cannot be read ({type(e).__name__}: "
-                      f"{str(e).splitlines()[0][:120]}); delete that folder to prepare it again, or set "
-                      f"TFDS_DATA_DIR to an intact copy", exit_code=1) from e
-    if cache or (_prepared(root) and cache_dir != "none"):  # prepared just now: cache it too
-      (cache or decoded_cache.DecodedCache(cache_dir, _prepared(root), SPLITS)).write(decoded)
+      if cache:
+        cache.write(decoded)
+  except (RuntimeError, OSError, ValueError) as e:  # array_record and PIL say "corrupt" many ways
+    where = _prepared(root) or root
+    raise UserError(f"MNIST's prepared copy in {where} cannot be read ({type(e).__name__}: "
+                    f"{str(e).splitlines()[0][:120]}); delete that folder to prepare it again, or set "
+                    f"TFDS_DATA_DIR to an intact copy", exit_code=1) from e
   splits = {split: _scaled(*decoded[split], limits[split]) for split in SPLITS}
   return Dataset(name="mnist", splits=splits, target_name="digit")
