@@ -64,20 +64,16 @@ def _train_step_case(config_spec: str, overrides: dict, batch_shape, num_classes
   (config, model, holder of the state, step, inputs, targets, run: one step, waited for). `model_class`
   replaces the config's model class (the benchmark-only recurrences)."""
   import jax
-  from nn_jax import auto, models, step as step_lib, tasks, trainer
+  from nn_jax import program
   from nn_jax import config as config_lib
-  config = auto.resolve(config_lib.load(config_spec, overrides))
-  model = models.build(config.model, config.compute_dtype)
-  if model_class is not None:
-    model = model_class(**{k: v for k, v in config.model.items() if k != "name"}, dtype=model.dtype)
-  state = trainer.initial_state(config, model, batch_shape[1:])
   inputs, targets = _random_data(batch_shape, num_classes)
+  built = program.build([config_lib.load(config_spec, {**overrides, "batch_size": batch_shape[0]})], inputs, targets,
+                        model_class)
+  config, model = built.config, built.model
+  state = program.initial_state(config, model, batch_shape[1:])
   batch = jax.device_put((inputs, targets))
   start = time.perf_counter()
-  microbatches = trainer.microbatch_count(batch_shape[0], config.microbatch_size)
-  step = jax.jit(step_lib.make_train_step(tasks.TASKS[config.loss], type(model).rng_streams, microbatches),
-                 donate_argnums=0)
-  step = step.lower(state, batch).compile()
+  step = jax.jit(built.train_step, donate_argnums=0).lower(state, batch).compile()
   compile_seconds = time.perf_counter() - start
   holder = {"state": state}
 
@@ -99,23 +95,23 @@ def _random_data(shape, num_classes: int, seed: int = 0):
 
 
 def case_cnn_train(repeats, conv_impl="auto", microbatch_size=0, per_repeat=10, compute_dtype="float32"):
-  from nn_jax import trainer
+  from nn_jax import program
   overrides = {"model.conv_impl": conv_impl, "microbatch_size": microbatch_size, "compute_dtype": compute_dtype}
   compile_seconds, seconds, (config, *_) = _train_step_case("experiments/cnn_mnist.py", overrides,
                                                             (200, 28, 28, 1), 10, repeats, per_repeat)
   executed = FUSED_CNN_TRAIN_FLOPS if config.model.conv_impl == "fused" else CNN_TRAIN_FLOPS
   return {"images_per_second": 200 / seconds, "step_ms": seconds * 1e3, "compile_seconds": compile_seconds,
           "gflops": 200 / seconds * CNN_TRAIN_FLOPS / 1e9, "executed_gflops": 200 / seconds * executed / 1e9,
-          "microbatches": trainer.microbatch_count(200, config.microbatch_size), "conv_impl": config.model.conv_impl}
+          "microbatches": program.microbatch_count(200, config.microbatch_size), "conv_impl": config.model.conv_impl}
 
 
 def case_cnn_eval(repeats, conv_impl="auto", compute_dtype="float32"):
   import jax
   from nn_jax import config as config_lib
-  from nn_jax import models, step, trainer
+  from nn_jax import models, program, step
   config = config_lib.load("experiments/cnn_mnist.py", {"model.conv_impl": conv_impl, "compute_dtype": compute_dtype})
   model = models.build(config.model, compute_dtype)
-  variables = trainer.initial_state(config, model, (28, 28, 1)).variables()
+  variables = program.initial_state(config, model, (28, 28, 1)).variables()
   x = jax.device_put(np.random.default_rng(0).random((1000, 28, 28, 1), dtype=np.float32))
   predict = jax.jit(step.make_predict(model))
   predict(variables, x).block_until_ready()
@@ -125,22 +121,13 @@ def case_cnn_eval(repeats, conv_impl="auto", compute_dtype="float32"):
 
 def _epoch_loop(config_spec: str, overrides: dict, shape, num_classes: int):
   """The trainer's own epoch loop (nn_jax/loop.py) over random data of `shape`, without checkpoints."""
-  import jax
-  from nn_jax import auto, models, parallel, step, tasks, trainer
+  from nn_jax import parallel, program
   from nn_jax import config as config_lib
-  from nn_jax.loop import EpochLoop, seed_keys
-  config = config_lib.load(config_spec, {**overrides, "progress": False, "num_epochs": 10 ** 6})
+  configs = [config_lib.load(config_spec, {**overrides, "progress": False, "num_epochs": 10 ** 6})]
   inputs, targets = _random_data(shape, num_classes, seed=1)
-  config = auto.resolve(config, data_bytes=inputs.nbytes + targets.nbytes)
-  model = models.build(config.model, config.compute_dtype)
+  built = program.build(configs, inputs, targets)
   mesh = parallel.make_mesh()
-  state = jax.device_put(trainer.initial_state(config, model, shape[1:], len(inputs)), parallel.replicated(mesh))
-  microbatches = trainer.microbatch_count(config.batch_size, config.microbatch_size)
-  train_step = step.make_train_step(tasks.TASKS[config.loss], type(model).rng_streams, microbatches)
-  source = "device" if config.data_on_device == "true" else "host"
-  epoch_loop = EpochLoop(config, inputs, targets, train_step, mesh, state, None, [seed_keys(0)["data"]], source,
-                         config.steps_per_dispatch, save_fn=lambda *args: None)
-  return config, epoch_loop
+  return built.config, built.loop(configs, inputs, targets, mesh, built.initial_states(configs, mesh))
 
 
 def _epoch_seconds(epoch_loop) -> float:
@@ -243,24 +230,25 @@ def _with_recurrence(model_class, recurrence: str):
 
 
 def case_house_mlp(repeats):
-  """The article's 2000 epochs: the trainer's compiled scan against the article's NumPy loop."""
+  """The article's 2000 epochs in the trainer's own loop (one dispatch of 2000 full-batch steps) against
+  the article's NumPy loop."""
   import jax
+  from nn_jax import data, numpy_reference, parallel, program
   from nn_jax import config as config_lib
-  from nn_jax import data, models, numpy_reference, step, tasks, trainer
-  config = config_lib.load("experiments/house_mlp.py")
-  dataset = data.load(config.dataset)
-  model = models.build(config.model)
-  state = trainer.initial_state(config, model, dataset.input_shape)
-  batch = jax.device_put(dataset.splits["train"])
-  scan = jax.jit(step.make_dispatch(step.make_train_step(tasks.TASKS[config.loss]), "full", 2000))
-  start = time.perf_counter()
-  compiled = scan.lower(state, batch).compile()
-  compile_seconds = time.perf_counter() - start
-  jax_seconds = _median_seconds(lambda: jax.block_until_ready(compiled(state, batch)), repeats, 1)
-  params = jax.tree_util.tree_map(lambda a: np.asarray(a, np.float64), state.params)
-  x, y = (a.astype(np.float64) for a in dataset.splits["train"])
+  configs = [config_lib.load("experiments/house_mlp.py", {"num_epochs": 10 ** 6, "log_every_epochs": 2000,
+                                                          "checkpoint_every_epochs": 0, "steps_per_dispatch": 2000,
+                                                          "progress": False})]
+  inputs, targets = data.load(configs[0].dataset).splits["train"]
+  built = program.build(configs, inputs, targets)
+  mesh = parallel.make_mesh()
+  state = built.initial_states(configs, mesh)
+  params = jax.tree_util.tree_map(lambda a: np.asarray(a[0], np.float64), state.params)  # before the loop donates it
+  epoch_loop = built.loop(configs, inputs, targets, mesh, state)
+  _epoch_seconds(epoch_loop)  # compiles
+  jax_seconds = float(np.median([_epoch_seconds(epoch_loop) for _ in range(repeats)]))
+  x, y = (a.astype(np.float64) for a in (inputs, targets))
   numpy_seconds = _median_seconds(lambda: numpy_reference.train_article_mlp(params, x, y, 0.01, 2000), repeats, 1)
-  return {"jax_seconds": jax_seconds, "compile_seconds": compile_seconds, "numpy_seconds": numpy_seconds}
+  return {"jax_seconds": jax_seconds, "compile_seconds": epoch_loop.compile_seconds, "numpy_seconds": numpy_seconds}
 
 
 def case_torch_cnn(repeats):

@@ -13,18 +13,21 @@ and tests alike:
 - Python values (sweeps, benchmarks, tests) go through ConfigDict's typed
   `update_from_flattened_dict`, never through strings.
 Either way an unknown key, a value of the wrong type or a value `validate`
-refuses is a UserError: one line, before any work starts.
+refuses is a UserError: one line, before any work starts. Loading a config and
+refusing an unknown key or a mistyped value import neither JAX nor Flax: the
+checks that need the model, loss and optimizer registries import them.
 """
 
 import difflib
 import importlib.util
+import json
 import os
 
 import ml_collections
 from absl import flags
 from ml_collections import config_flags
 
-from nn_jax import data, loop, models, optim, tasks
+from nn_jax import data
 from nn_jax.errors import UserError
 
 
@@ -137,6 +140,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
   _require(isinstance(config.seed, int) and config.seed >= 0, f"config.seed must be an int >= 0, got {config.seed!r}")
   _require(config.num_epochs > 0, f"config.num_epochs must be positive, got {config.num_epochs}")
   _require(config.batch_size >= 0, f"config.batch_size must be >= 0 (0 = full batch), got {config.batch_size}")
+  from nn_jax import loop, models, optim, tasks  # the registries: JAX, Flax and optax load here
   optim.validate(config.optimizer, config.schedule)
   _require(config.model.name in models.MODELS,
            f"config.model.name {config.model.name!r} is not one of {', '.join(sorted(models.MODELS))}")
@@ -182,6 +186,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
 
 def _check_fit(config: ml_collections.ConfigDict) -> None:
   """Model, dataset, loss and the metrics a config names must fit one another."""
+  from nn_jax import models, tasks
   spec, task = data.DATASETS[config.dataset.name], tasks.TASKS[config.loss]
   fields = data.fields(config.dataset)
   spec.check(fields)
@@ -212,6 +217,29 @@ def _check_fit(config: ml_collections.ConfigDict) -> None:
              f"from raw values take flat feature vectors only, so leave predict_examples empty")
 
 
+# Keys whose values may differ between runs trained as one program (the run axis): numbers that change
+# neither an array's shape nor the program. The seed; the learning rate and the optimizer's float kwargs,
+# which are arrays in the optimizer state (nn_jax/optim.py). Runs that differ in any other key are
+# separate programs.
+RUN_AXIS_KEYS = ("seed", "optimizer.learning_rate", "optimizer.kwargs.*")
+
+
+def on_run_axis(key: str, value) -> bool:
+  """Whether a flattened config key's value may differ between the runs of one program."""
+  if key.startswith("optimizer.kwargs."):
+    from nn_jax import optim
+    return optim.on_run_axis(value)  # floats; other kwargs (counts, flags) shape the program
+  return key in RUN_AXIS_KEYS
+
+
+def program_key(config: ml_collections.ConfigDict) -> str:
+  """The config without the values that ride on the run axis: equal for runs of one program."""
+  from nn_jax import records
+  flat = records.flatten(records.config_to_dict(config))
+  return json.dumps({key: "<run axis>" if on_run_axis(key, value) else value for key, value in flat.items()},
+                    sort_keys=True, default=str)
+
+
 def base_config() -> ml_collections.ConfigDict:
   """The keys every experiment has; an experiment file sets what differs."""
   config = ml_collections.ConfigDict()
@@ -237,6 +265,8 @@ def base_config() -> ml_collections.ConfigDict:
   # "false" gathers them on the host; "auto": on the device when it fits (nn_jax/auto.py). Same numbers.
   config.data_on_device = "auto"
   config.steps_per_dispatch = 0  # train steps per compiled call (a lax.scan); 0: chosen per backend
+  # JAX's persistent compilation cache (nn_jax/compilation_cache.py): "" for the default folder, a folder, or "off".
+  config.compilation_cache = ""
   # On GPU, XLA's deterministic ops, so two runs end bit-identical (cost: docs/performance.md).
   config.deterministic = True
   config.log_every_epochs = 1  # evaluate and print every N epochs (and at the last)
@@ -262,6 +292,8 @@ def base_config() -> ml_collections.ConfigDict:
   config.watchdog_seconds = 0.0
   config.watchdog_first_seconds = 600.0
   config.progress = True  # a progress bar per epoch, when stderr is a terminal
+  # Learning curves and pictures drawn at the end (pictures.py); a sweep draws them when its file asks.
+  config.pictures = True
   # "START:COUNT": a jax.profiler trace of those steps' dispatches into WORKDIR/profile (TensorBoard, Perfetto)
   config.profile_steps = ""
   config.predict_examples = ()  # raw inputs whose predictions are printed after training

@@ -8,7 +8,9 @@ failure or a hang in one is recorded and the next still runs:
   inventory    devices, versions, nvidia-smi
   cnn_seed0    `make train-cnn`'s command on the real MNIST, seed 0, from a cold start
   bench        make bench's rows for this backend, PyTorch's eager CNN beside them
-  cnn_repeat   the same run again (warm data cache): did it end bit-identical?
+  cnn_repeat   the same run again (warm data and compilation caches): did it end bit-identical?
+  cnn_lr_sweep `make sweep SWEEP=experiments/sweeps/cnn_lr.py`: 15 full CNN runs (learning rate x seed) as
+               one program, timed from launch
   cnn_nondet   the same with --config.deterministic=False: the determinism flag's cost
   fast_tests   the fast test tier (pytest -m "not slow") on this backend
   cnn_seeds    seeds 1 and 2
@@ -26,7 +28,7 @@ import sys
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-STAGES = ("inventory", "cnn_seed0", "bench", "cnn_repeat", "cnn_nondet", "fast_tests", "cnn_seeds")
+STAGES = ("inventory", "cnn_seed0", "bench", "cnn_repeat", "cnn_lr_sweep", "cnn_nondet", "fast_tests", "cnn_seeds")
 BENCH_CASES = ("matmul_peak", "cnn_train", "cnn_train_bf16", "cnn_eval", "cnn_eval_bf16", "cnn_loop", "torch_cnn",
                "cnn_epoch_k1", "cnn_epoch_k10", "cnn_epoch_k100", "cnn_epoch_k100_host",
                "simple_train_b32", "simple_train_b256", "lstm_train_b32", "lstm_train_b256", "gru_train_b32",
@@ -101,6 +103,21 @@ def train_cnn(check: Check, workdir: pathlib.Path, *overrides: str, limit: float
   return result
 
 
+def cnn_lr_sweep(check: Check, root: pathlib.Path, limit: float = 180) -> dict:
+  """The shipped CNN learning-rate sweep, timed from its launch; each run's test accuracy."""
+  done = check.run([sys.executable, "-m", "nn_jax", "sweep", "--sweep", "experiments/sweeps/cnn_lr.py", "--workdir",
+                    str(root)], limit)
+  result = {"command": "python -m nn_jax sweep --sweep experiments/sweeps/cnn_lr.py",
+            "wall_from_launch_seconds": done["seconds"], "returncode": done["returncode"],
+            "output": _tail(done["stdout"] + done["stderr"], 8)}
+  summaries = {str(p.parent.relative_to(root)): json.loads(p.read_text()) for p in sorted(root.rglob("summary.json"))}
+  if summaries:
+    result["test_accuracy"] = {run: s["final"]["test"]["accuracy"] for run, s in summaries.items()}
+    first = next(iter(summaries.values()))
+    result.update(runs_in_program=first["runs_in_program"], phases=first["phases"])
+  return result
+
+
 def bench(check: Check, limit: float) -> dict:
   out = check.out / "bench.json"
   done = check.run([sys.executable, "-m", "nn_jax.bench", "--repeats", "5", "--case-timeout", "60", "--out", str(out),
@@ -154,6 +171,8 @@ def main() -> None:
         result["bit_identical_to_first"] = (result["params_digest"] == first["params_digest"]
                                             and result["metrics_jsonl"] == first["metrics_jsonl"])
       check.record(stage, result)
+    elif stage == "cnn_lr_sweep":
+      check.record(stage, cnn_lr_sweep(check, runs / "cnn_lr"))
     elif stage == "cnn_nondet":
       check.record(stage, train_cnn(check, runs / "seed_0_nondeterministic", "--config.deterministic=False"))
     elif stage == "fast_tests":
@@ -204,6 +223,12 @@ def markdown(results: dict) -> str:
                       ("cnn_nondet", "train-cnn seed 0, deterministic=False")):
     if name in stages and "skipped" not in stages[name]:
       lines.append(_cnn_row(label, stages[name]))
+  sweep = stages.get("cnn_lr_sweep", {})
+  if "test_accuracy" in sweep:
+    accuracies = list(sweep["test_accuracy"].values())
+    lines.append(f"| CNN learning-rate sweep, {len(accuracies)} runs in programs of {sweep['runs_in_program']} | "
+                 f"wall {sweep['wall_from_launch_seconds']:.1f} s from launch; test accuracy "
+                 f"{min(accuracies):.2%} to {max(accuracies):.2%} |")
   if "bit_identical_to_first" in stages.get("cnn_repeat", {}):
     lines.append(f"| two seed-0 runs bit-identical (params and every logged metric) | "
                  f"{stages['cnn_repeat']['bit_identical_to_first']} |")

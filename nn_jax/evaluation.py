@@ -2,8 +2,9 @@
 
 A split is padded to whole batches of one fixed size (a multiple of the device
 count) and the model runs over them in one program (`lax.map`), so a split
-costs one dispatch; the padding is sliced off, so every example counts exactly
-once. The padded splits are uploaded once when the data lives on the device,
+costs one dispatch, for all the runs of a program at once (their variables
+stacked on the run axis, as the train state holds them); the padding is sliced
+off, so every example counts exactly once. The padded splits are uploaded once when the data lives on the device,
 else sent with each call; the program and so the numbers are the same.
 """
 
@@ -31,11 +32,8 @@ class Evaluator:
     self.batch_size = batch_size
     self.devices = mesh.devices.size
     self.on_device = on_device
-    predict = step.make_predict(model)
-    batches_sharding = parallel.split_along_data(mesh, 1)
-    self._program = jax.jit(lambda variables, batches: jax.lax.map(lambda x: predict(variables, x), batches),
-                            in_shardings=(parallel.replicated(mesh), batches_sharding),
-                            out_shardings=parallel.replicated(mesh))
+    self._predict = step.make_predict(model)
+    self._programs = {}  # runs -> the compiled prediction of that many runs
     self._splits = {}
     for name, (inputs, targets) in dataset.splits.items():
       batches = self._batches(inputs)
@@ -48,21 +46,40 @@ class Evaluator:
   def _place(self, batches: np.ndarray):
     return parallel.global_batch(self.mesh, batches, batch_axis=1)
 
-  def outputs(self, variables, batches, count: int) -> np.ndarray:
-    placed = batches if isinstance(batches, jax.Array) else self._place(batches)
-    outputs = np.asarray(jax.device_get(self._program(variables, placed)))
-    return outputs.reshape(-1, *outputs.shape[2:])[:count]
+  def _program(self, runs: int):
+    if runs not in self._programs:
+      predict_batches = lambda variables, batches: jax.lax.map(lambda x: self._predict(variables, x), batches)
+      self._programs[runs] = jax.jit(step.over_runs(predict_batches, runs, (0, None), 0),
+                                     in_shardings=(parallel.replicated(self.mesh),
+                                                   parallel.split_along_data(self.mesh, 1)),
+                                     out_shardings=parallel.replicated(self.mesh))
+    return self._programs[runs]
 
-  def evaluate(self, variables, names) -> dict:
-    """{split name: its metrics}."""
-    results = {}
+  def run_outputs(self, variables, batches, count: int) -> np.ndarray:
+    """(runs, count, ...): the outputs of each run (`variables` stacked on the run axis)."""
+    runs = len(jax.tree_util.tree_leaves(variables)[0])
+    placed = batches if isinstance(batches, jax.Array) else self._place(batches)
+    outputs = np.asarray(jax.device_get(self._program(runs)(variables, placed)))
+    return outputs.reshape(runs, -1, *outputs.shape[3:])[:, :count]
+
+  def outputs(self, variables, batches, count: int) -> np.ndarray:
+    """One run's outputs: a run axis of one."""
+    return self.run_outputs(jax.tree_util.tree_map(lambda a: a[None], variables), batches, count)[0]
+
+  def evaluate_runs(self, variables, names) -> list[dict]:
+    """[{split name: its metrics}, ...] for each run of `variables` (stacked on the run axis)."""
+    results = [{} for _ in jax.tree_util.tree_leaves(variables)[0]]
     for name in names:
       batches, count, targets = self._splits[name]
-      outputs = self.outputs(variables, batches, count)
-      metrics = {k: float(v) for k, v in self.task.metrics(jnp.asarray(outputs), jnp.asarray(targets)).items()}
-      metrics.update(self.task.split_metrics(outputs, targets, self.dataset.target_scale))
-      results[name] = metrics
+      for result, outputs in zip(results, self.run_outputs(variables, batches, count)):
+        metrics = {k: float(v) for k, v in self.task.metrics(jnp.asarray(outputs), jnp.asarray(targets)).items()}
+        metrics.update(self.task.split_metrics(outputs, targets, self.dataset.target_scale))
+        result[name] = metrics
     return results
+
+  def evaluate(self, variables, names) -> dict:
+    """{split name: its metrics} for one run's variables."""
+    return self.evaluate_runs(jax.tree_util.tree_map(lambda a: a[None], variables), names)[0]
 
   def split_outputs(self, variables, name: str) -> np.ndarray:
     """The model's outputs for every example of split `name`."""

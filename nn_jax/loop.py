@@ -1,7 +1,8 @@
 """The epoch loop: dispatches K train steps at a time over the data in (seed, epoch) order, and knows where it is.
 
-Its position (completed epochs, batches done in the current one, and each
-seed's metric sums for the current epoch) is what a checkpoint stores besides
+It trains R >= 1 runs at once, always on a leading run axis. Its position
+(completed epochs, batches done in the current one, and each run's metric sums
+for the current epoch) is what a checkpoint stores besides
 the state, so a resumed run continues at the very next batch with the same
 numbers. Everything that happens between dispatches (metrics folded on the
 host, the divergence guard, a stop request, a checkpoint) happens at a
@@ -26,9 +27,8 @@ from nn_jax.watchdog import Watchdog
 class Diverged(UserError):
   """A loss or gradient norm became NaN or Inf."""
 
-  def __init__(self, message: str, seed_index: int = 0):
+  def __init__(self, message: str):
     super().__init__(message, exit_code=1)
-    self.seed_index = seed_index
 
 
 def seed_keys(seed: int) -> dict:
@@ -74,7 +74,7 @@ class EpochSums:
     self.sums = dict(sums or {})
     self.count = count
 
-  def fold(self, step_metrics: list[dict], first_step: int, last_good_step, seed_index: int = 0) -> None:
+  def fold(self, step_metrics: list[dict], first_step: int, last_good_step) -> None:
     """Adds host-side metrics of consecutive steps; raises Diverged on a non-finite one."""
     for offset, metrics in enumerate(step_metrics):
       values = {k: float(v) for k, v in metrics.items()}
@@ -83,7 +83,7 @@ class EpochSums:
         last = f"step {last_good_step}" if last_good_step is not None else "none: no checkpoint was saved yet"
         raise Diverged(f"training diverged at step {first_step + offset + 1}: {shown}; the run is marked diverged "
                        f"and its last good checkpoint is {last}; lower config.optimizer.learning_rate and use "
-                       f"a new --workdir", seed_index)
+                       f"a new --workdir")
       for k, v in values.items():
         self.sums[k] = self.sums.get(k, 0.0) + v
       self.count += 1
@@ -134,9 +134,10 @@ class StepProfiler:
 class EpochLoop:
   """Trains from a position to `config.num_epochs`, yielding each finished chunk of epochs.
 
-  `state` is one run's, or with several seeds their states stacked on a leading axis (vmapped).
-  `source` says where batches come from: "full" (the whole dataset each step), "host" (gathered
-  by numpy, sent K at a time) or "device" (the training split uploaded once, gathered there).
+  `state` holds R >= 1 runs' states stacked on a leading axis, `data_keys` their data keys. `source`
+  says where batches come from: "full" (the whole dataset each step), "host" (gathered by numpy, sent
+  K at a time) or "device" (the training split uploaded once, gathered there). A run that diverges
+  is recorded in `diverged` (run index: Diverged) and masked out while the others go on.
   """
 
   def __init__(self, config, inputs, targets, train_step, mesh, state, progress, data_keys, source: str,
@@ -146,19 +147,17 @@ class EpochLoop:
     self.inputs, self.targets = inputs, targets
     self.num_examples = len(inputs)
     self.full_batch, self.batch_size, self.steps_per_epoch = batch_plan(config.batch_size, self.num_examples)
-    self.seeds = len(data_keys)
-    self.data_keys = jnp.stack(data_keys) if self.seeds > 1 else data_keys[0]
+    self.runs = len(data_keys)
+    self.data_keys = jnp.stack(data_keys)
     self.state = state
     self.host_step = int(np.ravel(jax.device_get(state.step))[0])
     progress = progress or {}
     self.epoch = progress.get("epoch", 0)
     self.batch = progress.get("batch", 0)
-    sums = progress.get("sums", [{}] * self.seeds)
-    self.sums = [EpochSums(**s) for s in (sums if isinstance(sums, list) else [sums])]
-    stoppers = progress.get("stoppers", [None] * self.seeds)
-    self.stoppers = [Stopper.from_config(config, state)
-                     for state in (stoppers if isinstance(stoppers, list) else [stoppers])]
+    self.sums = [EpochSums(**s) for s in progress.get("sums", [{}] * self.runs)]
+    self.stoppers = [Stopper.from_config(config, s) for s in progress.get("stoppers", [None] * self.runs)]
     self.active = np.array([not stopper.stopped for stopper in self.stoppers])
+    self.diverged = {}
     self.last_saved_step = self.host_step if progress else None
     self._save_fn = save_fn
     self.stopped_by = ""
@@ -166,7 +165,7 @@ class EpochLoop:
     self.train_seconds = 0.0
     self.save_seconds = 0.0
     self._last_save_time = -float("inf")
-    self.examples_trained = 0  # per seed
+    self.examples_trained = 0  # per run
     self.source = "full" if self.full_batch else source
     self.steps_per_dispatch = steps_per_dispatch
     self.mesh = mesh
@@ -188,14 +187,13 @@ class EpochLoop:
 
   def _program(self, steps: int):
     if steps not in self._programs:
-      split = parallel.split_along_data(self.mesh) if self.seeds == 1 and self.mesh.devices.size > 1 else None
-      program = step.make_dispatch(self._train_step, self.source, steps, self.seeds, self.batch_size, split)
+      split = parallel.split_along_data(self.mesh) if self.mesh.devices.size > 1 else None
+      program = step.make_dispatch(self._train_step, self.source, steps, self.runs, self.batch_size, split)
       replicated = parallel.replicated(self.mesh)
-      batch_axis = 2 if self.seeds > 1 else 1  # host batches: (seeds?, K, B, ...)
       in_shardings = {"full": (replicated, replicated),
-                      "host": (replicated, parallel.split_along_data(self.mesh, batch_axis)),
+                      "host": (replicated, parallel.split_along_data(self.mesh, 2)),  # (R, K, B, ...)
                       "device": (replicated, replicated, replicated, replicated)}[self.source]
-      in_shardings += (replicated,) if self.seeds > 1 else ()  # the active seeds
+      in_shardings += (replicated,)  # the active runs
       jitted = jax.jit(program, donate_argnums=0, in_shardings=in_shardings, out_shardings=replicated)
       start = time.perf_counter()
       self._programs[steps] = jitted.lower(self.state, *self._example_args(steps)).compile()
@@ -203,27 +201,24 @@ class EpochLoop:
     return self._programs[steps]
 
   def _example_args(self, steps: int):
-    return self._inputs_example(steps) + ((jnp.asarray(self.active),) if self.seeds > 1 else ())
+    return self._inputs_example(steps) + (jnp.asarray(self.active),)
 
   def _inputs_example(self, steps: int):
     if self.source == "full":
       return (self.data,)
     if self.source == "device":
       return self.data, self._epoch_order(), jnp.int32(0)
-    shape = lambda a: (*((self.seeds,) if self.seeds > 1 else ()), steps, self.batch_size, *a.shape[1:])
-    return (jax.tree_util.tree_map(lambda a: jax.ShapeDtypeStruct(shape(a), a.dtype,
-                                                                  sharding=parallel.split_along_data(
-                                                                      self.mesh, 2 if self.seeds > 1 else 1)),
+    sharding = parallel.split_along_data(self.mesh, 2)
+    return (jax.tree_util.tree_map(lambda a: jax.ShapeDtypeStruct((self.runs, steps, self.batch_size, *a.shape[1:]),
+                                                                  a.dtype, sharding=sharding),
                                    (self.inputs, self.targets)),)
 
   def _epoch_order(self):
-    """This epoch's order, (examples,) or (seeds, examples): on the device for the device path, in
-    host memory for the host path; the same numbers either way."""
+    """This epoch's orders, (runs, examples): on the device for the device path, in host memory for
+    the host path; the same numbers either way."""
     if self._order_epoch != self.epoch:
-      if self.seeds > 1:
-        order = jax.vmap(lambda k: epoch_order(k, self.epoch, self.num_examples))(self.data_keys)
-      else:
-        order = epoch_order(self.data_keys, self.epoch, self.num_examples)
+      orders = step.over_runs(lambda key: epoch_order(key, self.epoch, self.num_examples), self.runs, (0,), 0)
+      order = orders(self.data_keys)
       if self.source == "device":
         self._order = jax.device_put(order, parallel.replicated(self.mesh))
       else:
@@ -247,12 +242,10 @@ class EpochLoop:
       args = (self.data, self._epoch_order(), jnp.int32(self.batch))
     else:
       order = self._epoch_order()
-      window = order[..., self.batch * self.batch_size:(self.batch + steps) * self.batch_size]
-      indices = window.reshape(*window.shape[:-1], steps, self.batch_size)
-      batch_axis = 2 if self.seeds > 1 else 1
-      args = (parallel.global_batch(self.mesh, (self.inputs[indices], self.targets[indices]), batch_axis),)
-    if self.seeds > 1:
-      args += (jnp.asarray(self.active),)
+      window = order[:, self.batch * self.batch_size:(self.batch + steps) * self.batch_size]
+      indices = window.reshape(self.runs, steps, self.batch_size)
+      args = (parallel.global_batch(self.mesh, (self.inputs[indices], self.targets[indices]), 2),)
+    args += (jnp.asarray(self.active),)
     prepared = time.perf_counter()
     self.state, metrics = program(self.state, *args)
     self.split["host_input"] += prepared - start
@@ -261,32 +254,38 @@ class EpochLoop:
     return metrics
 
   def _fetch(self, metrics) -> list:
-    """Dispatched metrics on the host: per seed, a list of per-step dicts."""
+    """Dispatched metrics on the host: per run, a list of per-step dicts."""
     start = time.perf_counter()
     with self.watchdog.phase("waiting for train steps", self.host_step):  # where a stalled collective shows
       metrics = jax.device_get(metrics)  # waits for the device: what it still had to compute
     self.split["device_wait"] += time.perf_counter() - start
     steps = len(next(iter(metrics.values())))
-    if self.seeds == 1:
-      return [[{k: v[i] for k, v in metrics.items()} for i in range(steps)]]
-    return [[{k: v[i, s] for k, v in metrics.items()} for i in range(steps)] for s in range(self.seeds)]
+    return [[{k: v[i, r] for k, v in metrics.items()} for i in range(steps)] for r in range(self.runs)]
 
   # --- position and checkpoints -------------------------------------------------------------------
 
   def position(self) -> dict:
-    sums = [s.to_json() for s in self.sums]
-    stoppers = [stopper.state() for stopper in self.stoppers]
-    if self.seeds == 1:
-      return {"epoch": self.epoch, "batch": self.batch, "sums": sums[0], "stoppers": stoppers[0]}
-    return {"epoch": self.epoch, "batch": self.batch, "sums": sums, "stoppers": stoppers}
+    """Where the runs are: one epoch and batch, and each run's sums and stopper ("sums", "stoppers": lists)."""
+    return {"epoch": self.epoch, "batch": self.batch, "sums": [s.to_json() for s in self.sums],
+            "stoppers": [stopper.state() for stopper in self.stoppers]}
 
-  def deactivate(self, seed_index: int) -> None:
-    """A seed that stopped early: its state stays as it is while the others train on."""
-    self.active[seed_index] = False
+  def deactivate(self, run: int) -> None:
+    """A run that stopped early or diverged: its state stays as it is while the others train on."""
+    self.active[run] = False
+
+  def _fold(self, run: int, per_step: list[dict], first_step: int) -> bool:
+    """Folds one run's step metrics into its epoch sums; a run that diverges is recorded and masked out."""
+    try:
+      self.sums[run].fold(per_step, first_step, self.last_saved_step)
+      return True
+    except Diverged as e:
+      self.diverged[run] = e
+      self.deactivate(run)
+      return False
 
   def save(self, metrics: list | None = None, force: bool = False) -> None:
     """Checkpoints the current state and position, once per step and, unless `force`, at most every
-    config.checkpoint_min_interval_seconds; `metrics`: one dict per seed."""
+    config.checkpoint_min_interval_seconds; `metrics`: one dict per run."""
     self._fold_pending()  # never save a state whose steps have not passed the divergence guard
     recent = time.perf_counter() - self._last_save_time < self.config.checkpoint_min_interval_seconds
     if self.host_step != self.last_saved_step and (force or not recent):
@@ -300,15 +299,15 @@ class EpochLoop:
   def _fold_pending(self) -> None:
     """Folds the dispatched steps' metrics into the epoch sums, in step order (the divergence guard)."""
     for first_step, metrics, active in self._pending:
-      for s, (sums, per_step) in enumerate(zip(self.sums, self._fetch(metrics))):
-        if active[s]:
-          sums.fold(per_step, first_step, self.last_saved_step, s)
+      for run, per_step in enumerate(self._fetch(metrics)):
+        if active[run] and run not in self.diverged:
+          self._fold(run, per_step, first_step)
     self._pending = []
 
   # --- the loop -----------------------------------------------------------------------------------
 
   def run(self, stop):
-    """Yields [[(epoch, train metrics), ...] per seed] after each chunk of epochs; `self.state` is then
+    """Yields [[(epoch, train metrics), ...] per run] after each chunk of epochs; `self.state` is then
     that chunk's end state. Returns early, after saving, when `stop` is requested."""
     while self.epoch < self.config.num_epochs and self.active.any():
       if stop.at_boundary():  # asked before this chunk began (during start-up, say): nothing new to save
@@ -338,16 +337,19 @@ class EpochLoop:
     count = self._steps_left_in_chunk()
     self._program(count)  # compiled outside the timed region
     start = time.perf_counter()
-    per_seed = self._fetch(self._dispatch(count))
+    per_run = self._fetch(self._dispatch(count))
     self.train_seconds += time.perf_counter() - start
-    rows = [[] for _ in range(self.seeds)]
-    for s, metrics in enumerate(per_seed):
-      if not self.active[s]:
+    rows = [[] for _ in range(self.runs)]
+    for run, metrics in enumerate(per_run):
+      if not self.active[run]:
         continue
       for i, step_metrics in enumerate(metrics):
-        sums = EpochSums()
-        sums.fold([step_metrics], self.host_step + i, self.last_saved_step, s)
-        rows[s].append((self.epoch + i + 1, sums.means()))
+        self.sums[run] = EpochSums()
+        if not self._fold(run, [step_metrics], self.host_step + i):
+          rows[run] = []  # a diverged run's rows are not recorded
+          break
+        rows[run].append((self.epoch + i + 1, self.sums[run].means()))
+    self.sums = [EpochSums() for _ in range(self.runs)]
     self.epoch += count
     self.host_step += count
     self.examples_trained += count * self.num_examples
@@ -388,5 +390,5 @@ class EpochLoop:
       self.stopped_by = stop.reason
       return None
     rows = [[(self.epoch + 1, sums.means())] if active else [] for sums, active in zip(self.sums, self.active)]
-    self.epoch, self.batch, self.sums = self.epoch + 1, 0, [EpochSums() for _ in range(self.seeds)]
+    self.epoch, self.batch, self.sums = self.epoch + 1, 0, [EpochSums() for _ in range(self.runs)]
     return rows

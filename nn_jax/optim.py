@@ -6,6 +6,10 @@
 The schedule multiplies the learning rate: step t trains at `learning_rate * schedule(t)`, so a
 schedule's values are relative (warmup_cosine_decay_schedule with init_value 0, peak_value 1).
 A schedule parameter `decay_steps` or `transition_steps` left out is the run's number of steps.
+
+The learning rate and every float keyword argument of the optimizer are arrays in the optimizer's
+state (optax.inject_hyperparams), not constants in the program: runs that differ only in them
+train as one compiled program (config.RUN_AXIS_KEYS), each with its own values.
 """
 
 import difflib
@@ -79,11 +83,34 @@ def validate(optimizer_config, schedule_config) -> None:
     _bind(schedule, "schedule", schedule_config.name, _schedule_kwargs(schedule_config, 1))
 
 
+def on_run_axis(value) -> bool:
+  """Whether an optimizer keyword argument is a number the program takes as an array (a float)."""
+  return isinstance(value, float)
+
+
 def make_optimizer(optimizer_config: ml_collections.ConfigDict, schedule_config=None,
                    total_steps: int = 1) -> optax.GradientTransformation:
-  """optax.<optimizer.name>(learning_rate or its schedule, **optimizer.kwargs)."""
-  learning_rate = optimizer_config.learning_rate
+  """optax.<optimizer.name>(learning_rate [x schedule], **optimizer.kwargs), the learning rate and the
+  float kwargs injected as arrays of the optimizer state; the schedule's value is drawn each step."""
+  function = getattr(optax, optimizer_config.name)
+  kwargs = dict(optimizer_config.get("kwargs", {}))
+  injected = {"learning_rate": float(optimizer_config.learning_rate),
+              **{name: value for name, value in kwargs.items() if on_run_axis(value)}}
+  fixed = {name: value for name, value in kwargs.items() if name not in injected}
   if schedule_config is not None and schedule_config.get("name"):
-    schedule = getattr(optax, schedule_config.name)(**_schedule_kwargs(schedule_config, total_steps))
-    learning_rate = lambda step: optimizer_config.learning_rate * schedule(step)  # noqa: E731
-  return getattr(optax, optimizer_config.name)(learning_rate, **dict(optimizer_config.get("kwargs", {})))
+    injected["schedule"] = getattr(optax, schedule_config.name)(**_schedule_kwargs(schedule_config, total_steps))
+
+  def optimizer(**hyperparameters):
+    schedule = hyperparameters.pop("schedule", None)
+    learning_rate = hyperparameters.pop("learning_rate")
+    return function(learning_rate if schedule is None else learning_rate * schedule, **hyperparameters, **fixed)
+
+  optimizer.__signature__ = inspect.Signature(
+      [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY) for name in injected])
+  return optax.inject_hyperparams(optimizer)(**injected)
+
+
+def with_hyperparameters_of(opt_state, config_opt_state):
+  """`opt_state` (restored from a checkpoint) with the hyperparameters of `config_opt_state` (built
+  from the config), so a run resumed with allow_config_change trains with the config's values."""
+  return opt_state._replace(hyperparams={**opt_state.hyperparams, **config_opt_state.hyperparams})

@@ -11,10 +11,13 @@ import os
 import pathlib
 import shutil
 import sys
+import time
 
 import ml_collections
 from flax import traverse_util
-from tensorboardX import SummaryWriter
+from tensorboardX.event_file_writer import EventsWriter
+from tensorboardX.proto.event_pb2 import Event
+from tensorboardX.proto.summary_pb2 import Summary
 
 from nn_jax.errors import UserError
 
@@ -66,7 +69,9 @@ def read_metrics(workdir: pathlib.Path) -> list[dict]:
 
 
 class MetricsLog:
-  """Appends one JSON object per (epoch, split) to metrics.jsonl and mirrors it to TensorBoard."""
+  """Appends one JSON object per (epoch, split) to metrics.jsonl and mirrors it to TensorBoard, a chunk
+  of rows at a time: one append and one TensorBoard event per row, written in this thread (TensorBoard's
+  own writer queues each scalar to a thread, a cost that a long run of short epochs pays in seconds)."""
 
   def __init__(self, workdir: pathlib.Path, resume_after_epoch: int = 0, enabled: bool = True):
     self.path = workdir / "metrics.jsonl"
@@ -78,22 +83,29 @@ class MetricsLog:
     kept = [row for row in read_metrics(workdir) if row["epoch"] <= resume_after_epoch]
     write_text_atomically(self.path, "".join(json.dumps(row) + "\n" for row in kept))
     shutil.rmtree(workdir / "tensorboard", ignore_errors=True)
-    self.tensorboard = SummaryWriter(logdir=str(workdir / "tensorboard"))
-    for row in kept:
-      self._mirror(row)
+    (workdir / "tensorboard").mkdir(parents=True)
+    self.tensorboard = EventsWriter(str(workdir / "tensorboard" / "events"))
+    self._mirror(kept)
 
-  def _mirror(self, row: dict) -> None:
-    for name, value in row.items():
-      if name not in ("epoch", "split"):
-        self.tensorboard.add_scalar(f"{row['split']}/{name}", value, row["epoch"])
+  def _mirror(self, rows: list[dict]) -> None:
+    for row in rows:
+      values = [Summary.Value(tag=f"{row['split']}/{name}", simple_value=value) for name, value in row.items()
+                if name not in ("epoch", "split")]
+      self.tensorboard.write_event(Event(wall_time=time.time(), step=row["epoch"], summary=Summary(value=values)))
+    self.tensorboard.flush()
+
+  def write_rows(self, rows: list[tuple[int, str, dict]]) -> None:
+    """Appends (epoch, split, metrics) rows."""
+    if not self.enabled or not rows:
+      return
+    rows = [{"epoch": epoch, "split": split, **{k: float(v) for k, v in metrics.items()}}
+            for epoch, split, metrics in rows]
+    with open(self.path, "a") as f:
+      f.write("".join(json.dumps(row) + "\n" for row in rows))
+    self._mirror(rows)
 
   def write(self, epoch: int, split: str, metrics: dict) -> None:
-    if not self.enabled:
-      return
-    row = {"epoch": epoch, "split": split, **{k: float(v) for k, v in metrics.items()}}
-    with open(self.path, "a") as f:
-      f.write(json.dumps(row) + "\n")
-    self._mirror(row)
+    self.write_rows([(epoch, split, metrics)])
 
   def close(self) -> None:
     if self.enabled:

@@ -45,7 +45,7 @@ def load_run(workdir: pathlib.Path) -> dict:
   final.update({"predict(" + ",".join(f"{v:g}" for v in p["input"]) + ")": p["prediction"]
                 for p in summary.get("predictions", [])})
   return {"workdir": workdir, "config": config, "final": final, "train_seconds": summary.get("train_seconds"),
-          "vectorized": summary.get("vectorized_seeds", 0) > 1, "curves": records.read_metrics(workdir)}
+          "shared_program": summary.get("runs_in_program", 1) > 1, "curves": records.read_metrics(workdir)}
 
 
 def _point_label(config: dict, varying: list[str]) -> str:
@@ -138,8 +138,8 @@ def write_report(root: pathlib.Path, metric: str = "", out: pathlib.Path | None 
     table += "\nDiverged, so no final metrics:\n\n" + "".join(
         f"- {workdir.relative_to(root)}: {message.split(';')[0]}\n" for workdir, message in diverged)
   table += "\n" + statistics(metric, points)
-  note = (" Seeds trained together as one vmapped program each report the group's training time divided by "
-          "their count." if any(run["vectorized"] for run in runs) else "")
+  note = (" Runs trained together as one vmapped program each report the program's training time divided by "
+          "their count." if any(run["shared_program"] for run in runs) else "")
   records.write_text_atomically(
       out / "results.md", f"Final metrics, mean ± std over seeds (`python -m nn_jax report {root}`).{note}\n\n" + table)
 

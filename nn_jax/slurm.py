@@ -1,8 +1,8 @@
-"""Sweeps on a cluster through submitit: one job-array task per grid point, its seeds vmapped.
+"""Sweeps on a cluster through submitit: one job-array task per program (its runs vmapped).
 
 `python -m nn_jax sweep --sweep FILE --workdir DIR --launcher slurm [--slurm.KEY=VALUE ...]` submits
-the grid points that still have runs to do as one SLURM job array (`sbatch --array=0-N%P`). Each task
-runs its point as the local launcher does (nn_jax/sweep.py), into the same DIR/<point>/seed_<n>/
+the sweep's programs that still have runs to do as one SLURM job array (`sbatch --array=0-N%P`). Each task
+runs its program as the local launcher does (nn_jax/sweep.py), into the same DIR/<point>/seed_<n>/
 run directories, so `report` reads either. A task that SLURM preempts or whose time runs out gets
 submitit's signal (USR2, `signal_delay_s` before the end): its run saves at the next step boundary and
 stops, and submitit requeues the task, which resumes from that checkpoint. SIGTERM (scancel, or a
@@ -38,16 +38,16 @@ def preemption_signal() -> signal.Signals:
   return signal.Signals[f"SIG{os.environ.get('SUBMITIT_PREEMPT_SIGNAL', 'USR2')}"]
 
 
-class PointTask(submitit.helpers.Checkpointable):
-  """One grid point of a sweep, what each array task runs. Checkpointable: on preemption submitit
-  resubmits this same call, and the point's runs resume from their run directories."""
+class ProgramTask(submitit.helpers.Checkpointable):
+  """One program of a sweep, what each array task runs. Checkpointable: on preemption submitit
+  resubmits this same call, and the program's runs resume from their run directories."""
 
-  def __call__(self, sweep_path: str, root: str, point_index: int) -> str:
+  def __call__(self, sweep_path: str, root: str, program_index: int) -> str:
     from nn_jax import interrupt, sweep
     # The preemption signal stops the run at a step boundary after saving; then it goes on to
     # submitit's handler, which requeues the task.
     with interrupt.StopRequest(hand_over=(preemption_signal(),)) as stop:
-      finished = sweep.run_point(sweep_path, pathlib.Path(root), point_index, stop)
+      finished = sweep.run_program(sweep_path, pathlib.Path(root), program_index, stop)
     return "done" if finished else "stopped"
 
 
@@ -87,13 +87,13 @@ def check(launcher: str, parameters: dict) -> None:
     make_executor(launcher, pathlib.Path(folder), parameters)
 
 
-def submit(launcher: str, sweep_path: str, root: pathlib.Path, point_indices: list[int], parameters: dict,
+def submit(launcher: str, sweep_path: str, root: pathlib.Path, program_indices: list[int], parameters: dict,
            name: str):
-  """Submits one array task per grid point; returns the jobs."""
-  executor = make_executor(launcher, root, {"name": name, "slurm_array_parallelism": len(point_indices),
+  """Submits one array task per program (nn_jax/sweep.py: programs); returns the jobs."""
+  executor = make_executor(launcher, root, {"name": name, "slurm_array_parallelism": len(program_indices),
                                             **parameters})
-  count = len(point_indices)
-  return executor.map_array(PointTask(), [sweep_path] * count, [str(root.absolute())] * count, point_indices)
+  count = len(program_indices)
+  return executor.map_array(ProgramTask(), [sweep_path] * count, [str(root.absolute())] * count, program_indices)
 
 
 def wait(jobs, stop=None) -> bool:

@@ -9,7 +9,6 @@ interval holds zero.
 import dataclasses
 
 import numpy as np
-from scipy import stats as scipy_stats
 
 LEVEL = 0.95
 
@@ -24,6 +23,7 @@ def interval(values) -> tuple[float, float, float]:
   mean = float(values.mean())
   if len(values) < 2:
     return mean, mean, mean
+  from scipy import stats as scipy_stats  # SciPy loads when statistics are computed (a report)
   half = scipy_stats.t.ppf((1 + LEVEL) / 2, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
   return mean, mean - half, mean + half
 
@@ -61,6 +61,7 @@ def compare(metric: str, a: str, a_by_seed: dict, b: str, b_by_seed: dict) -> Co
     a, b, diffs, mean = b, a, -diffs, -mean
   if len(diffs) >= 2:
     _, lower, upper = interval(diffs)
+    from scipy import stats as scipy_stats
     p_value = float(scipy_stats.ttest_1samp(diffs, 0.0).pvalue) if diffs.std() > 0 else float(mean == 0)
   else:
     lower = upper = mean

@@ -3,9 +3,8 @@
 `make_train_step` is the pure `(state, batch) -> (state, metrics)`. The loop
 never calls it alone: it dispatches `make_dispatch`'s program, which runs K
 steps as one `lax.scan` (K = config.steps_per_dispatch), over batches sent
-from the host or gathered on the device from data uploaded once. Several seeds
-of one config train as one program through `jax.vmap` over a leading seed axis
-of the state (and of the data order).
+from the host or gathered on the device from data uploaded once, for R >= 1
+runs at once: the state always has a leading run axis, vmapped when R > 1.
 """
 
 from typing import Any
@@ -93,17 +92,35 @@ def make_train_step(task: tasks.Task, rng_streams=(), microbatches: int = 1):
   return train_step
 
 
-def make_dispatch(train_step, source: str, steps: int, seeds: int = 1, batch_size: int = 0, batch_sharding=None):
-  """One program that runs `steps` (K) train steps as a lax.scan; returns (state, metrics with a leading K).
+def over_runs(function, runs: int, in_axes, out_axes):
+  """`function` mapped over the leading run axis of R runs: jax.vmap, or for R = 1 the one run's
+  function with that axis taken off and put back, so a single run compiles to the unmapped program.
+  `in_axes` and `out_axes` are 0 (mapped) or None (shared) per argument and per output."""
+  if runs > 1:
+    return jax.vmap(function, in_axes=in_axes, out_axes=out_axes)
 
-  source "full":   `(state, batch)`: the same whole-dataset batch each step (full-batch training);
-         "host":   `(state, batches)`: K batches stacked on axis 0 by the host;
-         "device": `(state, data, order, first_batch)`: data uploaded once; batch b of the epoch is
-                   data[order[b*B:(b+1)*B]], gathered on the device.
-  With seeds > 1 the state (and the host batches, and the device order) has a leading seed axis and
-  each step is vmapped over it; metrics then come back as (K, seeds), and a last argument `active`
-  (seeds,) keeps a stopped seed's state as it was. `batch_sharding` splits a batch gathered on the
-  device along the mesh, as a host batch is split.
+  def one_run(*args):
+    args = [arg if axis is None else jax.tree_util.tree_map(lambda a: a[0], arg) for arg, axis in zip(args, in_axes)]
+    outputs = function(*args)
+    if not isinstance(out_axes, tuple):
+      return jax.tree_util.tree_map(lambda a: jnp.expand_dims(a, out_axes), outputs)
+    return tuple(jax.tree_util.tree_map(lambda a, axis=axis: jnp.expand_dims(a, axis), output)
+                 for output, axis in zip(outputs, out_axes))
+
+  return one_run
+
+
+def make_dispatch(train_step, source: str, steps: int, runs: int = 1, batch_size: int = 0, batch_sharding=None):
+  """One program that runs `steps` (K) train steps of R runs; returns (state, metrics of shape (K, R)).
+
+  The state has a leading run axis of R >= 1 runs (their seeds and hyperparameters, nn_jax/optim.py),
+  and every step is mapped over it (over_runs). Arguments:
+  source "full":   `(state, batch, active)`: the same whole-dataset batch each step (full-batch training);
+         "host":   `(state, batches, active)`: (R, K, B, ...) batches gathered by the host;
+         "device": `(state, data, orders, first_batch, active)`: data uploaded once, one order (R, N) per
+                   run; batch b of the epoch is data[order[b*B:(b+1)*B]], gathered on the device.
+  `active` (R,) keeps a run that stopped (early, or diverged) as it was. `batch_sharding` splits a batch
+  gathered on the device along the mesh, as a host batch is split.
   """
 
   def loop(body, state, xs):
@@ -128,8 +145,6 @@ def make_dispatch(train_step, source: str, steps: int, seeds: int = 1, batch_siz
     return loop(body, state, jnp.arange(steps))
 
   program = {"full": full, "host": host, "device": device}[source]
-  if seeds == 1:
-    return program
 
   def masked(state, *args):
     *args, active = args
@@ -137,7 +152,7 @@ def make_dispatch(train_step, source: str, steps: int, seeds: int = 1, batch_siz
     return jax.tree_util.tree_map(lambda new, old: jnp.where(active, new, old), new_state, state), metrics
 
   in_axes = {"full": (0, None), "host": (0, 0), "device": (0, None, 0, None)}[source]
-  return jax.vmap(masked, in_axes=(*in_axes, 0), out_axes=(0, 1))
+  return over_runs(masked, runs, in_axes=(*in_axes, 0), out_axes=(0, 1))
 
 
 def make_predict(model):

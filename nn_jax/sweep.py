@@ -1,18 +1,23 @@
-"""`python -m nn_jax sweep --sweep FILE --workdir DIR`: a grid of ordinary runs, seeds vectorized.
+"""`python -m nn_jax sweep --sweep FILE --workdir DIR`: a grid of ordinary runs, trained program by program.
 
 A sweep file defines `get_sweep()` returning a dict:
   config     the experiment, as --config takes it ("experiments/x.py[:variant]")
   overrides  {dotted key: value} applied to every run (optional)
   axes       {dotted key: [values, ...]}: the grid is their product (optional)
   seeds      [seed, ...]
-  vectorize_seeds  train a point's seeds as one vmapped program (default True)
+  runs_per_program  at most this many runs in one program (optional; default 0: no limit; 1: one by one)
+  pictures   draw each run's learning curves and pictures (optional; default False: the report draws the
+             sweep's own)
   slurm      {submitit parameter: value} for --launcher slurm (optional; nn_jax/slurm.py)
 
-Every run gets DIR/<point>/seed_<n>/, an ordinary run directory. Starting the
-sweep again skips finished runs and resumes unfinished ones from their
-checkpoints, still vectorized where the seeds were saved together. The local
-launcher runs the points here, one after another; `slurm` submits one job-array
-task per point (nn_jax/slurm.py).
+Every run gets DIR/<point>/seed_<n>/, an ordinary run directory. Runs whose
+configs differ only in config.RUN_AXIS_KEYS (the seed, the learning rate, float
+optimizer arguments) train together as one compiled program, vmapped over the
+run axis; the sweep prints the programs it formed. Starting the sweep again
+skips finished runs and resumes unfinished ones from their checkpoints, still
+together where they were saved together. The local launcher runs the programs
+here, one after another; `slurm` submits one job-array task per program
+(nn_jax/slurm.py).
 """
 
 import importlib.util
@@ -27,7 +32,7 @@ from nn_jax.errors import UserError
 from nn_jax.lock import RunLock
 from nn_jax.loop import Diverged
 
-SWEEP_KEYS = {"config", "overrides", "axes", "seeds", "vectorize_seeds", "slurm"}
+SWEEP_KEYS = {"config", "overrides", "axes", "seeds", "runs_per_program", "pictures", "slurm"}
 
 
 def load_sweep(path: str) -> dict:
@@ -43,12 +48,16 @@ def load_sweep(path: str) -> dict:
   unknown = set(sweep) - SWEEP_KEYS
   if unknown or "config" not in sweep or "seeds" not in sweep:
     raise UserError(f"sweep {path}: get_sweep() must return config, seeds and optionally overrides, axes, "
-                    f"vectorize_seeds, slurm (unknown: {', '.join(sorted(unknown)) or 'none'})")
+                    f"runs_per_program, pictures, slurm (unknown: {', '.join(sorted(unknown)) or 'none'})")
   seeds = list(sweep["seeds"])
   if not seeds:
     raise UserError(f"sweep {path}: seeds is empty; give at least one seed")
   if len(set(seeds)) < len(seeds):
     raise UserError(f"sweep {path}: seeds {seeds} repeat a seed; each seed gets one run directory, give each once")
+  cap = sweep.get("runs_per_program", 0)
+  if not isinstance(cap, int) or isinstance(cap, bool) or cap < 0:
+    raise UserError(f"sweep {path}: runs_per_program must be an int >= 0 (0: no limit, 1: one run at a time), "
+                    f"got {cap!r}")
   if not isinstance(sweep.get("slurm", {}), dict):
     raise UserError(f"sweep {path}: slurm must be a dict of submitit parameters, e.g. {{'timeout_min': 120}}")
   for key, values in sweep.get("axes", {}).items():
@@ -69,8 +78,8 @@ def expand(sweep: dict) -> list[tuple[dict, list]]:
   points = [dict(zip(axes, values)) for values in itertools.product(*axes.values())]
   expanded = []
   for point in points:
-    configs = [config_lib.load(sweep["config"], {**sweep.get("overrides", {}), **point, "seed": seed})
-               for seed in sweep["seeds"]]
+    values = {"pictures": bool(sweep.get("pictures", False)), **sweep.get("overrides", {}), **point}
+    configs = [config_lib.load(sweep["config"], {**values, "seed": seed}) for seed in sweep["seeds"]]
     expanded.append((point, configs))
   return expanded
 
@@ -78,6 +87,25 @@ def expand(sweep: dict) -> list[tuple[dict, list]]:
 def run_dir(root: pathlib.Path, point: dict, config) -> pathlib.Path:
   """The run directory of one seed of a grid point."""
   return root / point_name(point) / f"seed_{config.seed}"
+
+
+def programs(sweep: dict, expanded, root: pathlib.Path) -> list[list[tuple]]:
+  """The sweep's runs as programs: [[(config, run directory), ...], ...] in grid order, runs grouped when
+  their configs differ only in config.RUN_AXIS_KEYS, a group cut into chunks of sweep["runs_per_program"]
+  (0: no limit). Every run of the sweep, done or not, so that an index names the same runs in every
+  process (a cluster task's)."""
+  groups = {}
+  for point, configs in expanded:
+    for config in configs:
+      groups.setdefault(config_lib.program_key(config), []).append((config, run_dir(root, point, config)))
+  cap = sweep.get("runs_per_program", 0) or max(len(group) for group in groups.values())
+  return [group[start:start + cap] for group in groups.values() for start in range(0, len(group), cap)]
+
+
+def program_name(runs: list[tuple]) -> str:
+  """The grid points a program trains, e.g. "units-16_lr-0.01 (+3 points)"."""
+  points = list(dict.fromkeys(workdir.parent.name for _, workdir in runs))
+  return points[0] + (f" (+{len(points) - 1} points)" if len(points) > 1 else "")
 
 
 def _status(workdir: pathlib.Path) -> str:
@@ -121,47 +149,51 @@ def run_sweep(sweep_path: str, root: pathlib.Path, stop=None, launcher: str = "l
   try:
     records.write_text_atomically(root / "sweep.json",
                                   json.dumps({"sweep": sweep_path, **sweep}, indent=2, default=str) + "\n")
+    groups = programs(sweep, expanded, root)
+    print(f"{sum(len(runs) for runs in groups)} runs in {len(groups)} programs: "
+          + ", ".join(f"{program_name(runs)}: {len(runs)}" for runs in groups), flush=True)
     if launcher != "local":
-      todo = [i for i, (point, configs) in enumerate(expanded) if _runs_to_do(point, configs, root)]
+      todo = [i for i, runs in enumerate(groups) if _runs_to_do(runs)]
       if not todo:
-        print(f"All {len(expanded)} points are done; make report DIR={root}")
+        print(f"All {len(groups)} programs are done; make report DIR={root}")
         return True
       jobs = slurm.submit(launcher, sweep_path, root, todo, parameters, name=root.name)
-      print(f"Submitted {len(jobs)} tasks (one per unfinished grid point) as job {jobs[0].job_id.split('_')[0]}; "
+      print(f"Submitted {len(jobs)} tasks (one per unfinished program) as job {jobs[0].job_id.split('_')[0]}; "
             f"logs in {root / 'submitit'}/. When they are done: make report DIR={root}", flush=True)
       return slurm.wait(jobs, stop) if wait or launcher == "submitit_local" else True
-    for point, configs in expanded:
-      if not _run_point(point, configs, root, sweep.get("vectorize_seeds", True), stop):
+    for runs in groups:
+      if not _run_program(runs, root, stop):
         return False
     return True
   finally:
     lock.release()
 
 
-def run_point(sweep_path: str, root: pathlib.Path, index: int, stop=None) -> bool:
-  """Grid point `index` of the sweep (a cluster task's work); False when a signal stopped it."""
+def run_program(sweep_path: str, root: pathlib.Path, index: int, stop=None) -> bool:
+  """Program `index` of the sweep (a cluster task's work); False when a signal stopped it."""
   sweep = load_sweep(sweep_path)
-  point, configs = expand(sweep)[index]
-  return _run_point(point, configs, root, sweep.get("vectorize_seeds", True), stop)
+  return _run_program(programs(sweep, expand(sweep), root)[index], root, stop)
 
 
-def _runs_to_do(point, configs, root: pathlib.Path) -> list[tuple]:
-  """[(config, run directory), ...] of the point's seeds not done (nor diverged)."""
-  runs = [(config, run_dir(root, point, config)) for config in configs]
+def _runs_to_do(runs: list[tuple]) -> list[tuple]:
+  """The (config, run directory) pairs of `runs` not done (nor diverged)."""
   return [(config, workdir) for config, workdir in runs if _status(workdir) not in ("done", "diverged")]
 
 
-def _run_point(point, configs, root: pathlib.Path, vectorize: bool, stop) -> bool:
-  name = point_name(point)
-  todo = _runs_to_do(point, configs, root)
-  print(f"== {name}: {len(configs) - len(todo)} of {len(configs)} runs done", flush=True)
+def _run_program(runs: list[tuple], root: pathlib.Path, stop) -> bool:
+  name = program_name(runs)
+  todo = _runs_to_do(runs)
+  print(f"== {name}: {len(runs) - len(todo)} of {len(runs)} runs done", flush=True)
   if stop is not None and stop.requested:
     return False
-  if vectorize and len(todo) > 1:
+  if len(todo) > 1:
     try:
       return trainer.train([c for c, _ in todo], [w for _, w in todo], stop=stop) is not None
+    except Diverged as e:  # every run of the program: each one's status says so
+      print(f"All {len(todo)} runs of {name} diverged; the sweep goes on ({e})", flush=True)
+      return True
     except trainer.CannotVectorize as reason:
-      print(f"Seeds of {name} run one by one: {reason}", flush=True)
+      print(f"The runs of {name} train one by one: {reason}", flush=True)
   for config, workdir in todo:
     if _status(workdir) in ("done", "diverged"):
       continue

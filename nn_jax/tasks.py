@@ -11,7 +11,6 @@ from typing import Callable
 import jax.numpy as jnp
 import numpy as np
 import optax
-from sklearn import metrics as sk_metrics
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,6 +58,7 @@ def _roc_auc(logits, labels, target_scale):
   labels = np.asarray(labels).reshape(-1)
   if labels.min() == labels.max():  # undefined with one class present
     return {}
+  from sklearn import metrics as sk_metrics  # scikit-learn loads for the runs that report an AUC
   return {"auc": float(sk_metrics.roc_auc_score(labels, np.asarray(logits).reshape(-1)))}
 
 

@@ -1,12 +1,15 @@
 """The one trainer: `train` sets runs up, runs the epoch loop, and finishes them.
 
-Every model, dataset and seed count goes through `train(configs, workdirs)`:
-one config and run directory, or several configs that differ only in the seed,
-trained as one program vmapped over a leading seed axis (each seed still gets
-its own ordinary run directory). `train_and_evaluate(config, workdir)` is the
-one-run form. A run resumes from its workdir's latest good checkpoint, exactly.
+Every model and dataset goes through `train(configs, workdirs)`: R >= 1 runs
+trained as one program over a leading run axis. The runs' configs may differ
+in the keys config.RUN_AXIS_KEYS declares (the seed, the learning rate, float
+optimizer arguments); each run gets its own ordinary run directory, and one
+that diverges is recorded `diverged` while the others go on.
+`train_and_evaluate(config, workdir)` is the one-run form (R = 1). A run
+resumes from its workdir's latest good checkpoint, exactly.
 """
 
+import concurrent.futures
 import contextlib
 import dataclasses
 import pathlib
@@ -22,55 +25,68 @@ import numpy as np
 import optax
 import orbax.checkpoint
 
-from nn_jax import auto, data, interrupt, models, optim, parallel, pictures, plots, records, stopping, tasks
+from nn_jax import auto, compilation_cache, data, interrupt, models, optim, parallel, pictures, plots, program, records
+from nn_jax import stopping, tasks
+from nn_jax import config as config_lib
 from nn_jax.checkpoint import Checkpoints, tree_digest
 from nn_jax.errors import UserError
 from nn_jax.evaluation import Evaluator
 from nn_jax.lock import RunLock
-from nn_jax.loop import Diverged, EpochLoop, batch_plan, due, ranked_metrics, seed_keys
+from nn_jax.loop import Diverged, EpochLoop, batch_plan, due, ranked_metrics
 from nn_jax.status import RunStatus
-from nn_jax.step import TrainState, make_train_step
+from nn_jax.step import TrainState
 from nn_jax.watchdog import Watchdog
 
 # Fields that say how long, how verbosely, where or how fast to run, not what; a resumed run may
-# change them (K steps per dispatch and where the data lives give the same numbers: tested).
+# change them (where the data lives gives the same numbers, K steps per dispatch the same to float
+# rounding: tested).
 RESUMABLE_CHANGES = {"num_epochs", "progress", "profile_steps", "stop", "log_every_epochs", "checkpoint_every_epochs",
                      "checkpoint_every_steps", "checkpoint_min_interval_seconds", "checkpoint_async",
                      "keep_checkpoints", "allow_config_change", "distributed", "steps_per_dispatch",
                      "data_on_device", "deterministic", "target_metric", "target_value", "predict_examples",
-                     "watchdog_seconds", "watchdog_first_seconds"}
+                     "watchdog_seconds", "watchdog_first_seconds", "compilation_cache",
+                     "pictures"}
 
 
 class CannotVectorize(Exception):
-  """Says why these seeds must train one by one."""
+  """Says why these runs cannot train as one program, so must train one by one."""
 
 
 @dataclasses.dataclass
 class Timing:
-  """When a run started and where its time went; seconds are per seed."""
+  """When a program started and where its time went (all its runs together)."""
   launch: float  # time.time() that time-to-target counts from
   wall_start: float  # time.perf_counter() at setup
   before_setup_seconds: float = 0.0  # from launch to setup: the interpreter, imports, JAX's start
   data_seconds: float = 0.0  # loading the dataset
-  compile_seconds: float = 0.0
+  compile_seconds: float = 0.0  # the train programs' compilation (or loading from the persistent cache)
   train_seconds: float = 0.0
   evaluate_seconds: float = 0.0  # evaluations during and after training
   checkpoint_seconds: float = 0.0  # the part of checkpoint saves training waits for
   examples_trained: int = 0
   train_split: dict = dataclasses.field(default_factory=dict)  # host input, dispatch, device wait (loop.py)
+  compilation_cache: pathlib.Path | None = None  # the persistent cache's folder; None: off
+  cache_counts_at_start: tuple = (0, 0)  # compilation_cache.counts() at setup
 
-  def phases(self, wall_seconds: float, seeds: int) -> dict:
-    """Where a run's time went, in seconds; `other` is the model summary, records, plots and the like."""
+  def phases(self, wall_seconds: float) -> dict:
+    """Where the program's wall time went, in seconds; `other` is the model summary, records, pictures,
+    checkpoint writes still running at the end and the like."""
     measured = {"before_setup": self.before_setup_seconds, "data": self.data_seconds,
-                "compile": self.compile_seconds / seeds, "train": self.train_seconds / seeds,
-                "evaluate": self.evaluate_seconds / seeds, "checkpoint": self.checkpoint_seconds / seeds}
+                "compile": self.compile_seconds, "train": self.train_seconds,
+                "evaluate": self.evaluate_seconds, "checkpoint": self.checkpoint_seconds}
     inside = sum(v for k, v in measured.items() if k != "before_setup")
     return {**measured, "other": max(0.0, wall_seconds - inside)}
 
+  def compilation(self) -> dict:
+    """How many programs this run compiled (train, evaluation, ...) and how many the persistent cache served."""
+    requests, hits = (now - then for now, then in zip(compilation_cache.counts(), self.cache_counts_at_start))
+    return {"cache": str(self.compilation_cache) if self.compilation_cache else None,
+            "programs": requests, "from_cache": hits}
+
 
 @dataclasses.dataclass
-class SeedRun:
-  """One seed's run directory and what is written into it."""
+class Run:
+  """One run's directory and what is written into it."""
   config: ml_collections.ConfigDict
   workdir: pathlib.Path
   status: RunStatus
@@ -90,56 +106,20 @@ class SeedRun:
 @dataclasses.dataclass
 class Session:
   """Everything `setup` builds; `run_loop` and `finish` use it."""
-  config: ml_collections.ConfigDict  # the first seed's, with auto values resolved
+  config: ml_collections.ConfigDict  # the first run's, with auto values resolved
   choices: dict
   dataset: data.Dataset
   task: tasks.Task
   model: nn.Module
   mesh: jax.sharding.Mesh
-  runs: list[SeedRun]
+  runs: list[Run]
   loop: EpochLoop
   evaluator: Evaluator
   timing: Timing
   microbatches: int
 
 
-# --- state -------------------------------------------------------------------------------------
-
-
-def total_steps(config, num_examples: int) -> int:
-  return config.num_epochs * batch_plan(config.batch_size, num_examples)[2]
-
-
-def initial_state(config: ml_collections.ConfigDict, model: nn.Module, input_shape, num_examples: int = 1,
-                  params=None) -> TrainState:
-  """The state before the first step; its keys derive from `config.seed` alone.
-
-  `params` replaces the seed's initialization with given values of the same tree (a parity test
-  starting from another program's weights, a warm start); UserError when the tree differs.
-  """
-  keys = seed_keys(config.seed)
-  variables = model.init(jax.random.wrap_key_data(keys["init"]), jnp.zeros((1, *input_shape), jnp.float32))
-  variables = dict(variables)
-  initialized = variables.pop("params")
-  if params is not None:
-    expected = jax.tree_util.tree_map(lambda a: a.shape, initialized)
-    if jax.tree_util.tree_map(np.shape, params) != expected:
-      raise UserError(f"the given initial params do not match {type(model).__name__}'s: expected shapes {expected}")
-    initialized = jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float32), params)
-  tx = optim.make_optimizer(config.optimizer, config.schedule, total_steps(config, num_examples))
-  return TrainState.create(apply_fn=model.apply, params=initialized, tx=tx, model_state=variables,
-                           rng=keys["rng"])
-
-
-def _stack(states: list[TrainState]) -> TrainState:
-  """The seeds' states on a leading axis; the first one's apply_fn and optimizer serve all."""
-  stack = lambda *trees: jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *trees)
-  return states[0].replace(**{field: stack(*[getattr(s, field) for s in states])
-                              for field in ("step", "params", "opt_state", "model_state", "rng")})
-
-
-def _unstack(tree, index: int):
-  return jax.tree_util.tree_map(lambda a: a[index], tree)
+# --- setup, loop, finish -----------------------------------------------------------------------
 
 
 def check_resumable(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> None:
@@ -161,27 +141,15 @@ def check_resumable(config: ml_collections.ConfigDict, workdir: pathlib.Path) ->
                     f"--config.allow_config_change=True to resume it anyway")
 
 
-def microbatch_count(batch_size: int, microbatch_size: int) -> int:
-  """How many microbatches a step accumulates its gradient over (microbatch_size 0: one)."""
-  if not microbatch_size or microbatch_size >= batch_size:
-    return 1
-  if batch_size % microbatch_size:
-    raise UserError(f"config.microbatch_size {microbatch_size} does not divide the batch of {batch_size} examples; "
-                    f"use a divisor of {batch_size}, or 0 to let the backend choose")
-  return batch_size // microbatch_size
-
-
-# --- setup, loop, finish -----------------------------------------------------------------------
-
-
 def setup(configs: list, workdirs: list, launch: float | None = None, initial_params=None) -> Session:
   """Checks, loads the data, builds the model and state (restored where a checkpoint exists),
-  and opens every seed's run directory."""
+  and opens every run's directory."""
   timing = Timing(launch=launch if launch is not None else time.time(), wall_start=time.perf_counter())
   timing.before_setup_seconds = max(0.0, time.time() - timing.launch)
   base = configs[0]
-  if len(configs) > 1:
-    _check_vectorizable(configs)
+  _check_one_program(configs)
+  timing.compilation_cache = compilation_cache.enable(base.compilation_cache)
+  timing.cache_counts_at_start = compilation_cache.counts()
   for config, workdir in zip(configs, workdirs):
     check_resumable(config, workdir)
   mesh = parallel.make_mesh()
@@ -190,27 +158,15 @@ def setup(configs: list, workdirs: list, launch: float | None = None, initial_pa
   data_start = time.perf_counter()
   dataset = data.load(base.dataset)
   timing.data_seconds = time.perf_counter() - data_start
-  train_inputs, train_targets = dataset.splits["train"]
-  full_batch = batch_plan(base.batch_size, len(train_inputs))[0]
-  resolved = auto.resolve(base, data_bytes=train_inputs.nbytes + train_targets.nbytes, full_batch=full_batch)
-  if resolved.data_on_device == "true" and jax.process_count() > 1:
-    raise UserError("config.data_on_device=true needs a single process; a multi-host run feeds each process's "
-                    "block from the host (use auto or false)")
-  choices = auto.choices(base, resolved)
-  task = tasks.TASKS[base.loss]
-  model = models.build(resolved.model, resolved.compute_dtype)
-  num_examples = len(dataset.splits["train"][0])
-  _, batch_size, _ = batch_plan(base.batch_size, num_examples)
-  microbatches = microbatch_count(batch_size, resolved.microbatch_size)
-
-  runs, state, progress = _open_runs(configs, workdirs, model, dataset.input_shape, num_examples, mesh,
-                                     initial_params)
+  built = program.build(configs, *dataset.splits["train"])
+  runs, state, progress = _open_runs(configs, workdirs, built, mesh, initial_params)
   try:  # from here on, every run directory records this start
     primary = parallel.is_primary()
-    print_model_summary(model, dataset.input_shape)
-    if microbatches > 1:
-      print(f"Each step accumulates its gradient over {microbatches} microbatches of {batch_size // microbatches} "
-            f"examples.")
+    print_model_summary(built.model, dataset.input_shape)
+    if built.microbatches > 1:
+      batch_size = batch_plan(base.batch_size, built.num_examples)[1]
+      print(f"Each step accumulates its gradient over {built.microbatches} microbatches of "
+            f"{batch_size // built.microbatches} examples.")
     if progress is not None:
       print(f"Resuming from checkpoint at step {int(np.ravel(jax.device_get(state.step))[0])} "
             f"(epoch {progress['epoch']}, batch {progress.get('batch', 0)}).")
@@ -221,18 +177,14 @@ def setup(configs: list, workdirs: list, launch: float | None = None, initial_pa
       run.status.start()
 
     def save(state, position: dict, metrics) -> None:
-      for s, run in enumerate(runs):
-        seed_state = state if len(runs) == 1 else _unstack(state, s)
-        steps = int(seed_state.step)
-        if run.checkpoints.latest_step() == steps:
-          continue  # a seed that stopped early: its state, frozen, is saved already
-        seed_position = position if len(runs) == 1 else {
-            **position, "sums": position["sums"][s], "stoppers": position["stoppers"][s]}
-        run.checkpoints.save(seed_state, seed_position, metrics[s] if metrics else None)
+      for r, run in enumerate(runs):
+        run_state = program.run_state(state, r)
+        steps = int(run_state.step)
+        if r in loop.diverged or run.checkpoints.latest_step() == steps:
+          continue  # diverged: never saved; stopped early: its state, frozen, is saved already
+        run_position = {**position, "sums": position["sums"][r], "stoppers": position["stoppers"][r]}
+        run.checkpoints.save(run_state, run_position, metrics[r] if metrics else None)
         run.status.update(steps_done=steps, epochs_done=position["epoch"], last_checkpoint_step=steps)
-
-    train_step = make_train_step(task, type(model).rng_streams, microbatches)
-    on_device = resolved.data_on_device == "true"
 
     def record_stuck(details: dict, message: str) -> None:  # from the watchdog's thread, on any process
       for run in runs:
@@ -241,23 +193,24 @@ def setup(configs: list, workdirs: list, launch: float | None = None, initial_pa
 
     watchdog = Watchdog(base.watchdog_seconds, base.watchdog_first_seconds, on_stuck=record_stuck,
                         process=f"process {jax.process_index()} of {jax.process_count()}")
-    loop = EpochLoop(resolved, *dataset.splits["train"], train_step, mesh, state, progress,
-                     [seed_keys(run.config.seed)["data"] for run in runs], "device" if on_device else "host",
-                     resolved.steps_per_dispatch, save, profile_dir=runs[0].workdir / "profile", watchdog=watchdog)
+    loop = built.loop(configs, *dataset.splits["train"], mesh, state, progress, save,
+                      profile_dir=runs[0].workdir / "profile", watchdog=watchdog)
     for run in runs:
       run.log = records.MetricsLog(run.workdir, resume_after_epoch=loop.epoch, enabled=primary)
-    evaluator = Evaluator(model, task, dataset, mesh, base.eval_batch_size, on_device)
-    return Session(resolved, choices, dataset, task, model, mesh, runs, loop, evaluator, timing, microbatches)
+    evaluator = Evaluator(built.model, built.task, dataset, mesh, base.eval_batch_size,
+                          built.config.data_on_device == "true")
+    return Session(built.config, built.choices, dataset, built.task, built.model, mesh, runs, loop, evaluator,
+                   timing, built.microbatches)
   except BaseException:
     for run in runs:
       run.close()
     raise
 
 
-def _open_runs(configs, workdirs, model, input_shape, num_examples, mesh, initial_params):
-  """Each seed's run directory, locked, with its state restored from its latest good checkpoint; the
-  states stacked when there are several. Refuses (before anything is written) a checkpoint this config
-  cannot hold and a run already trained past config.num_epochs."""
+def _open_runs(configs, workdirs, built: program.Program, mesh, initial_params):
+  """Each run's directory, locked, with its state restored from its latest good checkpoint; the states
+  stacked on the run axis. Refuses (before anything is written) a checkpoint this config cannot hold
+  and a run already trained past config.num_epochs."""
   primary = parallel.is_primary()
   replicated = parallel.replicated(mesh)
   runs, states, progresses = [], [], []
@@ -265,62 +218,63 @@ def _open_runs(configs, workdirs, model, input_shape, num_examples, mesh, initia
     for config, workdir in zip(configs, workdirs):
       workdir.mkdir(parents=True, exist_ok=True)
       lock = RunLock(workdir) if primary else None
-      runs.append(SeedRun(config, workdir, RunStatus(workdir, enabled=primary), Checkpoints(
+      runs.append(Run(config, workdir, RunStatus(workdir, enabled=primary), Checkpoints(
           workdir / "checkpoints", keep=config.keep_checkpoints, best_metric=config.checkpoint_best_metric,
           best_mode=config.checkpoint_best_mode, asynchronous=config.checkpoint_async), lock=lock))
     for run in runs:
-      state = jax.device_put(initial_state(run.config, model, input_shape, num_examples, initial_params), replicated)
+      state = built.initial_state(run.config, mesh, initial_params)
       reason = run.checkpoints.incompatibility(state)
       if reason:  # refused before anything is restored, moved or written
         raise UserError(f"{run.workdir}'s checkpoint cannot be resumed with this config: {reason}; use a new "
                         f"--workdir (allow_config_change allows only changes the checkpoint can hold)")
-      state, progress = run.checkpoints.restore_latest_good(state, replicated)
+      state, progress = _restore(run, state, replicated)
       if progress is not None and progress["epoch"] > run.config.num_epochs:
         raise UserError(f"{run.workdir} has trained {progress['epoch']} epochs already; config.num_epochs "
                         f"{run.config.num_epochs} would leave its summary claiming fewer; ask for at least "
                         f"{progress['epoch']}, or use a new --workdir")
       states.append(state)
       progresses.append(progress)
-    if len(runs) > 1 and len({json_key(p) for p in progresses}) > 1:
-      # A kill between the seeds' saves: every seed goes back to the newest step they all saved.
+    if len({json_key(p) for p in progresses}) > 1:
+      # A kill between the runs' saves: every run goes back to the newest step they all saved.
       common = min(int(s.step) if p is not None else 0 for s, p in zip(states, progresses))
       for i, run in enumerate(runs):
         if int(states[i].step) > common:
-          fresh = jax.device_put(initial_state(run.config, model, input_shape, num_examples, initial_params),
-                                 replicated)
-          states[i], progresses[i] = run.checkpoints.restore_latest_good(fresh, replicated, up_to=common)
-    if len(runs) > 1 and len({json_key(p) for p in progresses}) > 1:
-      raise CannotVectorize("the seeds' checkpoints are at different positions")
+          fresh = built.initial_state(run.config, mesh, initial_params)
+          states[i], progresses[i] = _restore(run, fresh, replicated, up_to=common)
+    if len({json_key(p) for p in progresses}) > 1:
+      raise CannotVectorize("the runs' checkpoints are at different positions")
   except BaseException:
     for run in runs:
       run.close()
     raise
-  if len(runs) == 1:
-    return runs, states[0], progresses[0]
   progress = None if progresses[0] is None else {**progresses[0], "sums": [p["sums"] for p in progresses],
                                                  "stoppers": [p.get("stoppers") for p in progresses]}
-  return runs, jax.device_put(_stack(states), replicated), progress
+  return runs, jax.device_put(program.stack(states), replicated), progress
+
+
+def _restore(run: Run, state: TrainState, sharding, up_to: int | None = None):
+  """The run's latest good checkpoint (up to step `up_to`), its hyperparameters those of its config."""
+  restored, progress = run.checkpoints.restore_latest_good(state, sharding, up_to=up_to)
+  return restored.replace(opt_state=optim.with_hyperparameters_of(restored.opt_state, state.opt_state)), progress
 
 
 def json_key(progress) -> str:
-  """A checkpoint position without the seed's own metric sums: equal for seeds saved together."""
+  """A checkpoint position without the run's own metric sums: equal for runs saved together."""
   return "" if progress is None else f"{progress['epoch']}/{progress.get('batch', 0)}"
 
 
-def _check_vectorizable(configs) -> None:
-  base = records.config_to_dict(configs[0])
-  for config in configs[1:]:
-    other = records.config_to_dict(config)
-    if {k: v for k, v in other.items() if k != "seed"} != {k: v for k, v in base.items() if k != "seed"}:
-      raise CannotVectorize("the configs differ in more than the seed")
-  if jax.device_count() > 1:
-    raise CannotVectorize(f"{jax.device_count()} devices: vectorized seeds run on one device; the data-parallel "
-                          f"path trains each seed across all of them instead")
+def _check_one_program(configs) -> None:
+  """CannotVectorize unless the configs differ only in keys that ride on the run axis."""
+  programs = {config_lib.program_key(config) for config in configs}
+  if len(programs) > 1:
+    raise CannotVectorize(f"the configs differ in more than {', '.join(config_lib.RUN_AXIS_KEYS)}")
+  if len(configs) > 1 and jax.device_count() > 1:
+    raise CannotVectorize(f"{jax.device_count()} devices: several runs train as one program on one device; the "
+                          f"data-parallel path trains each run across all of them instead")
 
 
-def variables_of(session: Session, seed_index: int) -> dict:
-  state = session.loop.state if len(session.runs) == 1 else _unstack(session.loop.state, seed_index)
-  return state.variables()
+def variables_of(session: Session, run_index: int) -> dict:
+  return program.run_state(session.loop.state, run_index).variables()
 
 
 def run_loop(session: Session, stop=None) -> str:
@@ -332,20 +286,21 @@ def run_loop(session: Session, stop=None) -> str:
   with contextlib.ExitStack() as stack:
     stop = stop or stack.enter_context(interrupt.StopRequest())
     for rows in loop.run(stop):
-      for run, seed_rows in zip(runs, rows):
-        for epoch, metrics in seed_rows:
-          run.log.write(epoch, "train", metrics)
-      epoch, active = loop.epoch, [bool(seed_rows) for seed_rows in rows]
+      _record_diverged(session)
+      for run, run_rows in zip(runs, rows):
+        run.log.write_rows([(epoch, "train", metrics) for epoch, metrics in run_rows])
+      epoch, active = loop.epoch, [bool(run_rows) for run_rows in rows]
       evaluated = [{} for _ in runs]
-      ranked = [ranked_metrics(seed_rows[-1][1], {}) if seed_rows else {} for seed_rows in rows]
+      ranked = [ranked_metrics(run_rows[-1][1], {}) if run_rows else {} for run_rows in rows]
       stopped_now = False
-      if due(config.log_every_epochs, epoch, config.num_epochs):
+      if any(active) and due(config.log_every_epochs, epoch, config.num_epochs):
         start = time.perf_counter()
+        with loop.watchdog.phase("evaluation", loop.host_step):
+          every_run = session.evaluator.evaluate_runs(loop.state.variables(), eval_names)
         for s, run in enumerate(runs):
           if not active[s]:
             continue
-          with loop.watchdog.phase("evaluation", loop.host_step):
-            evaluated[s] = session.evaluator.evaluate(variables_of(session, s), eval_names)
+          evaluated[s] = every_run[s]
           for name, metrics in evaluated[s].items():
             run.log.write(epoch, name, metrics)
           ranked[s] = ranked_metrics(rows[s][-1][1], evaluated[s])
@@ -356,13 +311,14 @@ def run_loop(session: Session, stop=None) -> str:
           if loop.stoppers[s].update(epoch, loop.host_step, ranked[s]):
             loop.deactivate(s)
             stopped_now = True
-            print(f"{_seed_name(runs, s)}stopped early at epoch {epoch}: {loop.stoppers[s].stopped['reason']}.")
+            print(f"{_run_name(runs, s)}stopped early at epoch {epoch}: {loop.stoppers[s].stopped['reason']}.")
         session.timing.evaluate_seconds += time.perf_counter() - start
         _print_epoch(config, epoch, rows, evaluated, runs)
       last = epoch == config.num_epochs or not loop.active.any()
       if due(config.checkpoint_every_epochs, epoch, config.num_epochs) or stopped_now:
         loop.save(ranked, force=last or stopped_now)
   loop.profiler.close()
+  _record_diverged(session)
   session.timing.compile_seconds = loop.compile_seconds
   session.timing.train_seconds = loop.train_seconds
   session.timing.train_split = dict(loop.split)
@@ -371,14 +327,25 @@ def run_loop(session: Session, stop=None) -> str:
   return loop.stopped_by
 
 
-def _seed_name(runs, index: int) -> str:
-  return f"Seed {runs[index].config.seed} " if len(runs) > 1 else ""
+def _record_diverged(session: Session) -> None:
+  """Marks the runs that diverged since the last call `diverged` in their status; the others go on."""
+  for index, error in session.loop.diverged.items():
+    run = session.runs[index]
+    if run.status.fields.get("status") != "diverged":
+      run.status.update(status="diverged", message=str(error))
+      if len(session.runs) > 1:  # a single run's error is raised to its caller, which reports it
+        print(f"{_run_name(session.runs, index)}{error}", flush=True)
+
+
+def _run_name(runs, index: int) -> str:
+  """How output names a run of several: its directory below the sweep's point, e.g. "lr-0.01/seed_3: "."""
+  return f"{runs[index].workdir.parent.name}/{runs[index].workdir.name}: " if len(runs) > 1 else ""
 
 
 def _print_epoch(config, epoch: int, rows, evaluated, runs) -> None:
-  if len(runs) > 1:
-    print(f"Epoch {epoch}/{config.num_epochs}: {len(runs)} seeds, train loss "
-          + " ".join(f"{seed_rows[-1][1]['loss']:.4f}" if seed_rows else "(stopped)" for seed_rows in rows), flush=True)
+  if len(runs) > 1:  # one line for the program: each run's train loss
+    print(f"Epoch {epoch}/{config.num_epochs}: {len(runs)} runs, train loss "
+          + " ".join(f"{run_rows[-1][1]['loss']:.4f}" if run_rows else "-" for run_rows in rows), flush=True)
     return
   line = f"Epoch {epoch}/{config.num_epochs}: train {format_metrics(rows[0][-1][1])}"
   for name, metrics in evaluated[0].items():
@@ -390,22 +357,52 @@ def _print_epoch(config, epoch: int, rows, evaluated, runs) -> None:
           f"{target['seconds_from_launch']:.1f} s after launch.")
 
 
-def finish(session: Session) -> list[dict]:
-  """Each seed's final evaluation, plots, predictions, summary.json and status; returns the summaries."""
-  timing, seeds = session.timing, len(session.runs)
+def finish(session: Session, painter: concurrent.futures.Executor) -> list:
+  """Each run's final evaluation and predictions, and its plots and pictures handed to `painter` (a
+  worker thread: they draw while the last checkpoints are written); returns what `record` writes."""
   primary = parallel.is_primary()
-  summaries = []
-  for s, run in enumerate(session.runs):
+  start = time.perf_counter()
+  with session.loop.watchdog.phase("final evaluation", session.loop.host_step):
+    finals = session.evaluator.evaluate_runs(session.loop.state.variables(), list(session.dataset.splits))
+  session.timing.evaluate_seconds += time.perf_counter() - start
+  results = []
+  for s, (run, final) in enumerate(zip(session.runs, finals)):
+    if s in session.loop.diverged:
+      results.append(None)
+      continue
     variables = variables_of(session, s)
     start = time.perf_counter()
     with session.loop.watchdog.phase("final evaluation", session.loop.host_step):
-      final = session.evaluator.evaluate(variables, list(session.dataset.splits))
-      picture_outputs = pictures.model_outputs(session.dataset, session.evaluator, variables)
-    timing.evaluate_seconds += time.perf_counter() - start
-    if primary:
-      plots.plot_run(records.read_metrics(run.workdir), run.workdir, run.config.name or run.config.model.name,
-                     session.task.curve)
-      pictures.draw(run.workdir, session.dataset, picture_outputs)
+      drawing = None
+      if run.config.pictures:  # what they show is computed by every process (collective), drawn by the first
+        outputs = pictures.model_outputs(session.dataset, session.evaluator, variables)
+        drawing = painter.submit(_draw, session, run, outputs) if primary else None
+      predictions = session.evaluator.predict(variables, run.config.predict_examples)
+    session.timing.evaluate_seconds += time.perf_counter() - start
+    results.append({"final": final, "predictions": predictions, "drawing": drawing,
+                    "params_digest": tree_digest(variables["params"])})
+  return results
+
+
+def _draw(session: Session, run: Run, picture_outputs: dict) -> None:
+  plots.plot_run(records.read_metrics(run.workdir), run.workdir, run.config.name or run.config.model.name,
+                 session.task.curve)
+  pictures.draw(run.workdir, session.dataset, picture_outputs)
+
+
+def record(session: Session, results: list) -> list[dict]:
+  """Each run's summary.json and status "done", once its pictures are drawn; returns the summaries
+  (None for a run that diverged)."""
+  timing, count = session.timing, len(session.runs)
+  wall = time.perf_counter() - timing.wall_start
+  summaries = []
+  for s, (run, result) in enumerate(zip(session.runs, results)):
+    if result is None:
+      summaries.append(None)
+      continue
+    if result["drawing"] is not None:
+      result["drawing"].result()  # its error, if any, is the run's
+    final = result["final"]
     steps = int(np.ravel(jax.device_get(session.loop.state.step))[s])
     stopper = session.loop.stoppers[s]
     epochs = stopper.stopped["epoch"] if stopper.stopped else run.config.num_epochs
@@ -414,45 +411,46 @@ def finish(session: Session) -> list[dict]:
         "epochs": epochs,
         "steps": steps,
         "data_seconds": timing.data_seconds,
-        "compile_seconds": timing.compile_seconds / seeds,
-        "train_seconds": timing.train_seconds / seeds,
-        "train_examples_per_second": (timing.examples_trained / (timing.train_seconds / seeds)
+        "compile_seconds": timing.compile_seconds / count,
+        "compilation": timing.compilation(),
+        "train_seconds": timing.train_seconds / count,
+        "train_examples_per_second": (timing.examples_trained / (timing.train_seconds / count)
                                       if timing.train_seconds else None),
-        "wall_seconds": time.perf_counter() - timing.wall_start,
-        "phases": timing.phases(time.perf_counter() - timing.wall_start, seeds),
-        "train_split": {k: v / seeds for k, v in timing.train_split.items()},
+        "wall_seconds": wall,
+        "phases": timing.phases(wall),
+        "train_split": {k: v / count for k, v in timing.train_split.items()},
+        # compile_seconds, train_seconds and train_split are the program's divided by its runs; phases
+        # and wall_seconds are the program's
+        "runs_in_program": count,
         "microbatches": session.microbatches,
         "resolved": session.choices,
-        "params_digest": tree_digest(variables["params"]),
+        "params_digest": result["params_digest"],
         **environment(),
     }
-    if seeds > 1:  # its seconds are the group's divided by the seeds
-      summary["vectorized_seeds"] = seeds
     if session.dataset.reference_metrics:
       summary["reference"] = session.dataset.reference_metrics
     if run.time_to_target:
       summary["time_to_target"] = run.time_to_target
     summary.update(stopper.summary())
-    if seeds == 1:
+    if count == 1:
       for name, metrics in final.items():
         reference = session.dataset.reference_metrics.get(name, {})
         print(f"Final {name}: {format_metrics(metrics)}"
               + (f" (reference: {format_metrics(reference)})" if reference else ""))
       if "test" in final and "accuracy" in final["test"]:
         print(f"Test accuracy: {final['test']['accuracy']:.2%}")
-    predictions = session.evaluator.predict(variables, run.config.predict_examples) if seeds == 1 else []
-    if predictions:
-      summary["predictions"] = predictions
-    if primary:
+    if result["predictions"]:
+      summary["predictions"] = result["predictions"]
+    if parallel.is_primary():
       records.write_json(run.workdir / "summary.json", summary)
     run.status.update(status="done", steps_done=steps, epochs_done=epochs,
                       message=f"stopped early: {stopper.stopped['reason']}" if stopper.stopped else "")
-    if seeds == 1:
+    if count == 1:
       print(f"Compile {summary['compile_seconds']:.2f} s, training {summary['train_seconds']:.2f} s after "
             f"compilation, wall {summary['wall_seconds']:.2f} s. Run directory: {run.workdir}")
     summaries.append(summary)
-  if seeds > 1:
-    print(f"{seeds} seeds trained as one program: compile {timing.compile_seconds:.2f} s, training "
+  if count > 1:
+    print(f"{count} runs trained as one program: compile {timing.compile_seconds:.2f} s, training "
           f"{timing.train_seconds:.2f} s after compilation. Run directories: "
           + ", ".join(str(run.workdir) for run in session.runs))
   return summaries
@@ -465,11 +463,13 @@ def close(session: Session) -> None:
 
 def train(configs: list, workdirs: list, launch: float | None = None, initial_params=None,
           stop=None) -> list[dict] | None:
-  """Trains each config into its workdir (several: seeds of one config, vmapped) and returns their summaries.
+  """Trains each config into its workdir as one program and returns their summaries.
 
-  Returns None when a signal stopped the run (saved and resumable). Raises Diverged when a loss or
-  gradient becomes NaN or Inf (one seed), CannotVectorize when vectorized seeds cannot go on
-  together (a seed diverged, checkpoints at different positions): run them one by one then.
+  The configs may differ only in config.RUN_AXIS_KEYS. A run whose loss or gradient becomes NaN or
+  Inf is recorded `diverged` and its summary is None; Diverged is raised when every run diverged.
+  Returns None when a signal stopped the runs (saved and resumable). CannotVectorize when the runs
+  cannot train together (configs that differ in more, checkpoints at different positions): run
+  them one by one then.
   `launch` is the time.time() time-to-target counts from (default: now); `stop` an active
   interrupt.StopRequest (the CLI's, so that a signal during start-up stops cleanly too).
   """
@@ -481,16 +481,15 @@ def train(configs: list, workdirs: list, launch: float | None = None, initial_pa
 
 
 def _train_session(session: Session, stop) -> list[dict] | None:
-  try:
-    stopped_by = run_loop(session, stop)
-  except Diverged as e:
-    if len(session.runs) > 1:
-      raise CannotVectorize(f"seed {session.runs[e.seed_index].config.seed} diverged ({e})") from e
-    session.runs[0].status.update(status="diverged", message=str(e))
-    raise
-  finally:
-    with session.loop.watchdog.phase("finishing checkpoint writes", session.loop.host_step):
-      close(session)
+  results = None
+  with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="nn_jax-pictures") as painter:
+    try:
+      stopped_by = run_loop(session, stop)
+      if not stopped_by and len(session.loop.diverged) < len(session.runs):
+        results = finish(session, painter)
+    finally:
+      with session.loop.watchdog.phase("finishing checkpoint writes", session.loop.host_step):
+        close(session)
   if stopped_by:
     loop = session.loop
     message = (f"Stopped by {stopped_by} at step {loop.host_step}; checkpoint saved. "
@@ -502,7 +501,9 @@ def _train_session(session: Session, stop) -> list[dict] | None:
       print(f"process {jax.process_index()} of {jax.process_count()}: stopped at step {loop.host_step}",
             file=sys.stderr, flush=True)
     return None
-  return finish(session)
+  if results is None:  # every run diverged
+    raise session.loop.diverged[0]
+  return record(session, results)
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir, launch: float | None = None,
@@ -521,7 +522,8 @@ def format_metrics(metrics: dict) -> str:
 
 
 def print_model_summary(model: nn.Module, input_shape) -> None:
-  table = nn.tabulate(model, jax.random.key(0), compute_flops=True,
+  """Flax's table of the model's layers, shapes and parameters, from shapes alone (nothing is compiled)."""
+  table = nn.tabulate(model, jax.random.key(0),
                       console_kwargs={"force_terminal": False, "no_color": True, "width": 100})
   print(table(jnp.zeros((1, *input_shape), jnp.float32)))
 

@@ -18,7 +18,7 @@ import sys
 
 PACKAGES = ("tensorflow-datasets", "array-record", "ml-collections", "tensorboardX", "dm-tree", "immutabledict",
             "promise", "simple-parsing", "docstring-parser", "tensorflow-metadata", "googleapis-common-protos",
-            "termcolor", "toml", "importlib-resources", "protobuf")
+            "termcolor", "toml", "importlib-resources", "protobuf", "crc32c")
 PLATFORMS = [f"manylinux_2_{n}_x86_64" for n in (17, 24, 27, 28, 31, 34)] + ["manylinux2014_x86_64"]
 
 

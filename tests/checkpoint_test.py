@@ -5,14 +5,14 @@ import numpy as np
 import pytest
 
 from conftest import experiment
-from nn_jax import models, parallel, trainer
+from nn_jax import models, parallel, program
 from nn_jax.checkpoint import Checkpoints
 from nn_jax.errors import UserError
 
 
 def _state(seed=0):
   config = experiment("cnn_mnist:bn_dropout", f"seed={seed}")
-  return trainer.initial_state(config, models.build(config.model), (28, 28, 1))
+  return program.initial_state(config, models.build(config.model), (28, 28, 1))
 
 
 def _assert_same(a, b):

@@ -1,5 +1,8 @@
 """Bad input gets one clear line and exit code 2, before anything is written or computed."""
 
+import subprocess
+import sys
+
 import pytest
 
 from conftest import ROOT
@@ -126,3 +129,22 @@ def test_an_unusable_workdir_is_one_line(capsys, workdir, message):
   assert cli.main(["train", "--config", HOUSE, "--workdir", workdir]) == 2
   err = capsys.readouterr().err
   assert message in err and err.count("\n") == 1
+
+
+HEAVY = ("jax", "flax", "optax", "tensorflow_datasets", "matplotlib", "orbax", "sklearn", "scipy")
+
+
+@pytest.mark.parametrize("args", [
+    ["train", "--help"],
+    ["train", "--config", "experiments/house_mlp.py", "--workdir", "W", "--config.num_epoch=3"],  # a bad key
+    ["train", "--config", "experiments/house_mlp.py", "--workdir", "W", "--config.num_epochs=many"],  # a bad value
+    ["train", "--config", "experiments/house_mlp.py", "--workdir", "W", "--config.num_epochs=-1"],
+])
+def test_help_and_a_refused_config_import_no_jax_nor_any_heavy_library(tmp_path, args):
+  code = ("import sys; from nn_jax import cli\n"
+          "try:\n  cli.main(sys.argv[1:])\nexcept SystemExit:\n  pass\n"
+          f"print('IMPORTED', sorted(m for m in {HEAVY!r} if m in sys.modules))")
+  args = [str(tmp_path / "w") if a == "W" else a for a in args]
+  result = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=ROOT, timeout=60)
+  assert "IMPORTED []" in result.stdout, result.stdout + result.stderr
+  assert not (tmp_path / "w").exists()

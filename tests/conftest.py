@@ -51,6 +51,15 @@ def assert_same_function(reference, other, inputs, targets, atol=1e-5, grad_rtol
     np.testing.assert_allclose(a, b, atol=atol, rtol=grad_rtol)
 
 
+def pytest_configure(config):
+  """One persistent compilation cache for the whole suite and the processes it starts, kept in
+  .pytest_cache: a program compiled by one test (or an earlier session) is loaded by the next, and the
+  user's own cache is never touched. A test that needs a cold cache sets its own folder."""
+  folder = config.cache.mkdir("nn_jax_compilation") if config.cache else None
+  if folder is not None and "NN_JAX_COMPILATION_CACHE" not in os.environ:
+    os.environ["NN_JAX_COMPILATION_CACHE"] = str(folder)
+
+
 @pytest.fixture(autouse=True)
 def own_decoded_cache(tmp_path_factory, monkeypatch):
   """Every test, and every process it starts, decodes into an empty cache folder of its own, never the user's."""

@@ -4,7 +4,7 @@ import jax
 import numpy as np
 
 from conftest import experiment
-from nn_jax import data, evaluation, models, parallel, tasks, trainer
+from nn_jax import data, evaluation, models, parallel, program, tasks
 
 
 def test_padding_to_whole_batches():
@@ -18,7 +18,7 @@ def test_split_metrics_equal_the_whole_split_at_once_on_either_data_path():
   config = experiment("fnn_binary")
   dataset = data.load(config.dataset)
   model = models.build(config.model)
-  variables = trainer.initial_state(config, model, dataset.input_shape).variables()
+  variables = program.initial_state(config, model, dataset.input_shape).variables()
   task = tasks.TASKS[config.loss]
   inputs, targets = dataset.splits["test"]  # 114 examples: batches of 50 leave a partial last one
   expected = task.metrics(model.apply(variables, inputs), targets)
@@ -34,7 +34,7 @@ def test_predictions_are_in_the_targets_units(capsys):
   config = experiment("house_mlp")
   dataset = data.load(config.dataset)
   model = models.build(config.model)
-  variables = trainer.initial_state(config, model, dataset.input_shape).variables()
+  variables = program.initial_state(config, model, dataset.input_shape).variables()
   evaluator = evaluation.Evaluator(model, tasks.TASKS[config.loss], dataset, parallel.make_mesh(), 1000, False)
   [record] = evaluator.predict(variables, [[110.0, 7.0]])
   expected = dataset.decode_outputs(np.asarray(model.apply(variables, dataset.encode_inputs(np.array([[110.0, 7.0]])))))

@@ -4,7 +4,7 @@ import jax
 import numpy as np
 
 from conftest import experiment
-from nn_jax import data, models, numpy_reference, trainer
+from nn_jax import data, models, numpy_reference, program, trainer
 from nn_jax.data import house_prices
 
 
@@ -85,7 +85,7 @@ def test_the_trainer_from_the_articles_weights_predicts_what_the_article_does(tm
 
 def test_init_is_the_articles():
   config = experiment("house_mlp")
-  state = trainer.initial_state(config, models.build(config.model), (2,))
+  state = program.initial_state(config, models.build(config.model), (2,))
   assert np.all(state.params["hidden_0"]["bias"] == 1) and np.all(state.params["output"]["bias"] == 1)
   kernels = np.concatenate([state.params["hidden_0"]["kernel"].ravel(), state.params["output"]["kernel"].ravel()])
   assert 0.3 < kernels.std() < 3  # standard normal, not LeCun's 1/sqrt(fan_in)
@@ -96,7 +96,7 @@ def test_2000_epochs_match_the_numpy_update_rule(tmp_path, quiet_progress):
   dataset = data.load(config.dataset)
   model = models.build(config.model)
   initial = jax.tree_util.tree_map(lambda a: np.asarray(a, np.float64),
-                                   trainer.initial_state(config, model, dataset.input_shape).params)
+                                   program.initial_state(config, model, dataset.input_shape).params)
   x, y = (a.astype(np.float64) for a in dataset.splits["train"])
   expected = numpy_reference.train_article_mlp(initial, x, y, lr=0.01, epochs=2000)
 

@@ -63,9 +63,13 @@ def test_k_steps_per_dispatch_and_device_data_give_the_same_parameters(tmp_path,
       runs[k, where] = _params(workdir)
       saved = sorted(int(p.name) for p in (workdir / "checkpoints").iterdir() if p.name.isdigit())
       assert saved[-3:] == [20, 25, 28]  # no dispatch ran past a checkpoint step
-  for other in list(runs)[1:]:
-    for a, b in zip(runs[1, "false"], runs[other]):
+  for k in (1, 10):  # where the data lives changes no bit
+    for a, b in zip(runs[k, "false"], runs[k, "true"]):
       np.testing.assert_array_equal(a, b)
+  # K steps in one program (a lax.scan) or one step per program (no loop): XLA fuses the step's arithmetic
+  # differently, so the last bits may differ (measured: at most 3e-8 after 28 steps).
+  for a, b in zip(runs[1, "false"], runs[10, "false"]):
+    np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
 
 
 @pytest.mark.slow

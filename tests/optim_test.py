@@ -23,12 +23,29 @@ def test_any_optax_optimizer_and_schedule_is_offered():
   assert {"warmup_cosine_decay_schedule", "cosine_decay_schedule", "linear_schedule"} <= set(optim.schedule_names())
 
 
-@pytest.mark.parametrize("name", ["sgd", "adam"])
-def test_the_optimizer_is_optax_s_own(name):
-  tx = optim.make_optimizer(_optimizer(name))
-  state = tx.init({"w": np.zeros(3, np.float32)})
-  reference = getattr(optax, name)(0.1).init({"w": np.zeros(3, np.float32)})
-  assert jax.tree_util.tree_structure(state) == jax.tree_util.tree_structure(reference)
+@pytest.mark.parametrize("name,kwargs", [("sgd", {"momentum": 0.9, "nesterov": True}), ("adam", {"b1": 0.8})])
+def test_the_optimizer_is_optax_s_own_with_its_numbers_as_arrays_in_the_state(name, kwargs):
+  tx = optim.make_optimizer(_optimizer(name, **kwargs))
+  reference = getattr(optax, name)(0.1, **kwargs)
+  params = {"w": np.linspace(-1, 1, 3, dtype=np.float32)}
+  state, reference_state = tx.init(params), reference.init(params)
+  assert jax.tree_util.tree_structure(state.inner_state) == jax.tree_util.tree_structure(reference_state)
+  # The learning rate and float kwargs ride on the run axis; a flag (nesterov) stays part of the program.
+  assert set(state.hyperparams) == {"learning_rate", *(k for k, v in kwargs.items() if isinstance(v, float))}
+  for step in range(3):
+    grads = {"w": np.float32(step + 1) * params["w"]}
+    updates, state = tx.update(grads, state, params)
+    expected, reference_state = reference.update(grads, reference_state, params)
+    np.testing.assert_allclose(updates["w"], expected["w"], rtol=1e-6)
+
+
+def test_a_restored_state_takes_the_config_s_hyperparameters():
+  params = {"w": np.ones(3, np.float32)}
+  restored = optim.make_optimizer(_optimizer("adam", 0.1, b1=0.8)).init(params)
+  config = optim.make_optimizer(_optimizer("adam", 0.01, b1=0.7)).init(params)
+  merged = optim.with_hyperparameters_of(restored, config)
+  assert {k: float(v) for k, v in merged.hyperparams.items()} == pytest.approx({"learning_rate": 0.01, "b1": 0.7})
+  assert merged.inner_state is restored.inner_state
 
 
 def test_the_schedule_multiplies_the_learning_rate_and_its_length_defaults_to_the_run():

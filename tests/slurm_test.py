@@ -46,7 +46,7 @@ def test_slurm_gets_one_array_task_per_point_requeueable(tmp_path, monkeypatch, 
   sweep_file.write_text(GRID)
   assert cli.main(_sweep_arguments(sweep_file, tmp_path / "sweep", "--launcher", "slurm",
                                    "--slurm.slurm_partition=gpu", "--slurm.gpus_per_node=1")) == 0
-  assert "Submitted 3 tasks (one per unfinished grid point) as job 4242" in capsys.readouterr().out
+  assert "Submitted 3 tasks (one per unfinished program) as job 4242" in capsys.readouterr().out
   script = (bin_dir / "submitted.sh").read_text()
   for line in ("#SBATCH --array=0-2%3", "#SBATCH --partition=gpu", "#SBATCH --gpus-per-node=1",
                "#SBATCH --time=30", "#SBATCH --requeue", "#SBATCH --signal=USR2@120", "#SBATCH --cpus-per-task=4"):

@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 
 from conftest import experiment
-from nn_jax import data, models, step, tasks, trainer
+from nn_jax import data, loop, models, program, step, tasks
 
 
 def _house():
   config = experiment("house_mlp")
   dataset = data.load(config.dataset)
   model = models.build(config.model)
-  return config, dataset, model, trainer.initial_state(config, model, dataset.input_shape)
+  return config, dataset, model, program.initial_state(config, model, dataset.input_shape)
 
 
 def test_one_train_step_changes_the_parameters_and_lowers_the_loss():
@@ -34,7 +34,7 @@ def test_microbatched_step_takes_the_whole_batch_gradient():
   # microbatches changes the summation order only. The metrics pair each output with its own target.
   config = experiment("cnn_mnist", optimizer__name="sgd", optimizer__learning_rate=1.0)
   model = models.build(config.model)  # the fused path on CPU
-  state = trainer.initial_state(config, model, (28, 28, 1))
+  state = program.initial_state(config, model, (28, 28, 1))
   rng = np.random.default_rng(0)
   batch = (rng.random((12, 28, 28, 1), dtype=np.float32), rng.integers(0, 10, 12).astype(np.int32))
   task = tasks.TASKS[config.loss]
@@ -56,7 +56,7 @@ def test_microbatches_interleave_examples_and_merge_back():
 
 
 def test_step_keys_differ_per_step_and_microbatch_and_repeat_exactly():
-  rng = trainer.seed_keys(0)["rng"]
+  rng = loop.seed_keys(0)["rng"]
   keys = lambda step_number, microbatch=0: jax.random.key_data(
       step.step_rngs(rng, step_number, ("dropout",), microbatch)["dropout"])
   assert np.array_equal(keys(3), keys(3))
@@ -67,7 +67,7 @@ def test_step_keys_differ_per_step_and_microbatch_and_repeat_exactly():
 def _bn_dropout_state():
   config = experiment("cnn_mnist:bn_dropout")
   model = models.build(config.model)
-  return config, model, trainer.initial_state(config, model, (28, 28, 1))
+  return config, model, program.initial_state(config, model, (28, 28, 1))
 
 
 @pytest.mark.slow
@@ -102,7 +102,7 @@ def test_k_steps_in_one_dispatch_equal_k_single_steps(source):
   config = experiment("fnn_binary")
   dataset = data.load(config.dataset)
   model = models.build(config.model)
-  state = trainer.initial_state(config, model, dataset.input_shape)
+  state = program.initial_state(config, model, dataset.input_shape)
   train_step = step.make_train_step(tasks.TASKS[config.loss])
   inputs, targets = dataset.splits["train"]
   order = np.random.default_rng(0).permutation(len(inputs)).astype(np.int32)
@@ -111,11 +111,13 @@ def test_k_steps_in_one_dispatch_equal_k_single_steps(source):
   single = jax.jit(train_step)
   for batch in batches:
     one_by_one, _ = single(one_by_one, batch)
-  program = jax.jit(step.make_dispatch(train_step, source, 4, batch_size=32))
+  dispatch = jax.jit(step.make_dispatch(train_step, source, 4, batch_size=32))  # one run: a run axis of 1
+  one_run = jax.tree_util.tree_map(lambda a: jnp.asarray(a)[None], state)
+  active = jnp.ones(1, bool)
   if source == "host":
-    dispatched, metrics = program(state, tuple(np.stack(parts) for parts in zip(*batches)))
+    dispatched, metrics = dispatch(one_run, tuple(np.stack(parts)[None] for parts in zip(*batches)), active)
   else:
-    dispatched, metrics = program(state, (inputs, targets), jnp.asarray(order), jnp.int32(0))
-  assert metrics["loss"].shape == (4,)
+    dispatched, metrics = dispatch(one_run, (inputs, targets), jnp.asarray(order)[None], jnp.int32(0), active)
+  assert metrics["loss"].shape == (4, 1)
   for a, b in zip(jax.tree_util.tree_leaves(one_by_one.params), jax.tree_util.tree_leaves(dispatched.params)):
-    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(a, b[0], rtol=1e-5, atol=1e-6)

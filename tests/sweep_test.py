@@ -1,4 +1,4 @@
-"""Sweeps: a grid of ordinary runs, seeds vectorized; restarts finish only what is missing."""
+"""Sweeps: a grid of ordinary runs trained program by program; restarts finish only what is missing."""
 
 import csv
 import json
@@ -91,10 +91,26 @@ def test_a_sweep_trains_each_points_seeds_as_one_program(tmp_path, quiet_progres
   assert sweep.run_sweep(str(sweep_file), tmp_path / "s")
   for seed in (0, 1):
     summary = json.loads((tmp_path / "s" / "hidden_units-(2,)" / f"seed_{seed}" / "summary.json").read_text())
-    assert summary["vectorized_seeds"] == 2
+    assert summary["runs_in_program"] == 2
+
+
+def test_runs_that_differ_only_on_the_run_axis_form_one_program_each_chunked(tmp_path):
+  grid = SWEEP.replace('"model.hidden_units": [(2,), (4,), (8,)]', '"model.hidden_units": [(2,), (4,)], '
+                       '"optimizer.learning_rate": [0.01, 0.1], "optimizer.kwargs.momentum": [0.5]')
+  sweep_file = tmp_path / "grid.py"
+  for cap, sizes in [(0, [4, 4]), (3, [3, 1, 3, 1])]:
+    sweep_file.write_text(grid.replace('"seeds": [0, 1]', f'"seeds": [0, 1], "runs_per_program": {cap}'))
+    spec = sweep.load_sweep(str(sweep_file))
+    groups = sweep.programs(spec, sweep.expand(spec), tmp_path / "s")
+    assert [len(runs) for runs in groups] == sizes
+    # A program holds one width with its learning rates and seeds, in the grid's order.
+    assert {c.model.hidden_units for c, _ in groups[0]} == {(2,)}
+    assert [(c.optimizer.learning_rate, c.seed) for c, _ in groups[0]][:3] == [(0.01, 0), (0.01, 1), (0.1, 0)]
+  assert sweep.program_name(groups[0]) == "hidden_units-(2,)_learning_rate-0.01_momentum-0.5 (+1 points)"
 
 
 @pytest.mark.parametrize("text,message", [
+    (SWEEP.replace('"seeds": [0, 1]', '"seeds": [0, 1], "runs_per_program": -1'), "runs_per_program must be"),
     (SWEEP.replace('"seeds": [0, 1]', '"seeds": [0, 0]'), "repeat a seed"),
     (SWEEP.replace('"seeds": [0, 1]', '"seeds": []'), "seeds is empty"),
     (SWEEP.replace("[(2,), (4,), (8,)]", "[]"), "has no values, so the grid is empty"),
@@ -119,13 +135,15 @@ def get_sweep():
 
 
 @pytest.mark.slow
-def test_a_diverging_point_is_recorded_and_the_sweep_goes_on(tmp_path, quiet_progress):
+def test_a_diverging_run_is_recorded_and_the_others_go_on(tmp_path, quiet_progress):
   sweep_file = tmp_path / "diverging.py"
   sweep_file.write_text(DIVERGING)
   root = tmp_path / "s"
   assert sweep.run_sweep(str(sweep_file), root)
   assert json.loads((root / "learning_rate-1000000000.0" / "seed_0" / "status.json").read_text())["status"] == "diverged"
-  assert (root / "learning_rate-0.001" / "seed_0" / "summary.json").is_file()  # the next point ran
+  # Both rates trained as one program: the diverged run was masked out and the other went on to the end.
+  survivor = json.loads((root / "learning_rate-0.001" / "seed_0" / "summary.json").read_text())
+  assert survivor["runs_in_program"] == 2 and survivor["epochs"] == 2
   assert sweep.run_sweep(str(sweep_file), root)  # rerunning does not abort on it either
   table = report.write_report(root)
   assert "Diverged, so no final metrics:" in table and "learning_rate-1000000000.0/seed_0: training diverged" in table
@@ -143,22 +161,25 @@ def test_an_edited_sweep_is_refused_naming_the_points_whose_config_changed(tmp_p
     sweep.run_sweep(str(sweep_file), root)
 
 
+# Six runs of one program: two learning rates x three seeds.
 KILLABLE = '''
 def get_sweep():
   return {"config": "experiments/fnn_binary.py",
           "overrides": {"num_epochs": 2, "progress": False, "checkpoint_every_steps": 5,
                         "checkpoint_min_interval_seconds": 0.0, "keep_checkpoints": 10},
+          "axes": {"optimizer.learning_rate": [1e-3, 3e-3]},
           "seeds": [0, 1, 2]}
 '''
 
 
 def _digests(root):
-  return {p.parent.name: (json.loads(p.read_text())["params_digest"], (p.parent / "metrics.jsonl").read_text())
+  return {str(p.parent.relative_to(root)): (json.loads(p.read_text())["params_digest"],
+                                            (p.parent / "metrics.jsonl").read_text())
           for p in sorted(root.rglob("summary.json"))}
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("nth_save", [4, 8])  # kills between the seeds' saves of one step (4) and after a whole one
+@pytest.mark.parametrize("nth_save", [8, 12])  # kills between the runs' saves of one step (8) and after a whole one
 def test_a_killed_sweep_resumes_vectorized_and_ends_bit_identical(tmp_path, nth_save):
   sweep_file = tmp_path / "killable.py"
   sweep_file.write_text(KILLABLE)
@@ -173,8 +194,9 @@ def test_a_killed_sweep_resumes_vectorized_and_ends_bit_identical(tmp_path, nth_
   resumed = subprocess.run([sys.executable, "-m", "nn_jax", *command, str(tmp_path / "b")], capture_output=True,
                            text=True, cwd=ROOT, timeout=300)
   assert resumed.returncode == 0, resumed.stderr
-  assert "Resuming from checkpoint" in resumed.stdout and "one by one" not in resumed.stdout  # vectorized again
-  assert _digests(tmp_path / "a") == _digests(tmp_path / "b") and len(_digests(tmp_path / "a")) == 3
+  assert "Resuming from checkpoint" in resumed.stdout and "one by one" not in resumed.stdout  # one program again
+  assert "6 runs in 1 programs" in resumed.stdout
+  assert _digests(tmp_path / "a") == _digests(tmp_path / "b") and len(_digests(tmp_path / "a")) == 6
 
 
 @pytest.mark.slow
@@ -210,7 +232,7 @@ def test_a_sweep_killed_at_a_random_moment_ends_bit_identical(tmp_path, seed):
   process.wait(timeout=60)
   process.stdout.close()
   assert process.returncode == -signal.SIGKILL
-  assert not (tmp_path / "b" / "base" / "seed_0" / "summary.json").exists()  # the kill cut the sweep short
+  assert not list((tmp_path / "b").rglob("summary.json"))  # the kill cut the sweep short
   resumed = subprocess.run(command + [str(tmp_path / "b")], capture_output=True, text=True, cwd=ROOT, timeout=300)
   assert resumed.returncode == 0, resumed.stderr
   assert "one by one" not in resumed.stdout

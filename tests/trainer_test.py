@@ -1,4 +1,4 @@
-"""The trainer: exact resume, vectorized seeds, time to target, and the model contract end to end."""
+"""The trainer: exact resume, runs on one program's run axis, time to target, and the model contract end to end."""
 
 import json
 import time
@@ -9,7 +9,7 @@ import pytest
 import tensorflow_datasets as tfds
 
 from conftest import experiment
-from nn_jax import data, trainer
+from nn_jax import data, program, trainer
 from nn_jax.errors import UserError
 
 
@@ -81,22 +81,31 @@ def test_bn_dropout_trains_predicts_and_evaluates_in_inference_mode(tmp_path, qu
 
 
 SEEDS = (0, 1, 2)
+# Runs of one program may differ in the seed, the learning rate and float optimizer arguments.
+SEEDS_AXIS = ("seed=0", "seed=1", "seed=2")
+HYPERPARAMETERS_AXIS = ("seed=0", "seed=0 optimizer.learning_rate=0.003",  # {kwarg}: a float of the optimizer
+                        "seed=1 optimizer.kwargs.{kwarg}=0.8 optimizer.learning_rate=0.02")
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name,overrides", [
-    ("house_mlp", ("num_epochs=300", "checkpoint_every_epochs=300")),  # full batch: one scan, vmapped
+@pytest.mark.parametrize("name,overrides,runs", [
+    ("house_mlp", ("num_epochs=300", "checkpoint_every_epochs=300"), SEEDS_AXIS),  # full batch: one scan
+    ("house_mlp", ("num_epochs=300", "checkpoint_every_epochs=300", "optimizer.kwargs.momentum=0.5"),
+     HYPERPARAMETERS_AXIS),
     ("recurrent_series", ("dataset.name=noisy_sine", "num_epochs=3", "model.units=8", "log_every_epochs=1",
-                          "target_metric=test/rmse", "target_value=1e9")),
+                          "target_metric=test/rmse", "target_value=1e9"), SEEDS_AXIS),
+    ("recurrent_series", ("dataset.name=noisy_sine", "num_epochs=3", "model.units=8", "log_every_epochs=1",
+                          "optimizer.kwargs.b1=0.9"), HYPERPARAMETERS_AXIS),
 ])
-def test_vectorized_seeds_equal_seeds_run_one_by_one(tmp_path, quiet_progress, name, overrides):
-  configs = [experiment(name, *overrides, f"seed={s}") for s in SEEDS]
-  summaries = trainer.train(configs, [tmp_path / "vmapped" / str(s) for s in SEEDS])
-  assert [s["vectorized_seeds"] for s in summaries] == [3, 3, 3]
-  for seed, config in zip(SEEDS, configs):
-    trainer.train_and_evaluate(config, tmp_path / "alone" / str(seed))
-  for seed in SEEDS:
-    alone, vmapped = tmp_path / "alone" / str(seed), tmp_path / "vmapped" / str(seed)
+def test_runs_trained_as_one_program_equal_runs_trained_alone(tmp_path, quiet_progress, name, overrides, runs):
+  kwarg = next((o.split("=")[0].split(".")[-1] for o in overrides if o.startswith("optimizer.kwargs.")), "")
+  configs = [experiment(name, *overrides, *run.format(kwarg=kwarg).split()) for run in runs]
+  summaries = trainer.train(configs, [tmp_path / "vmapped" / str(i) for i in range(len(runs))])
+  assert [s["runs_in_program"] for s in summaries] == [3, 3, 3]
+  for i, config in enumerate(configs):
+    trainer.train_and_evaluate(config, tmp_path / "alone" / str(i))
+  for i in range(len(runs)):
+    alone, vmapped = tmp_path / "alone" / str(i), tmp_path / "vmapped" / str(i)
     for a, b in zip(_params(alone), _params(vmapped)):
       np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-5)
     rows_a, rows_b = _rows(alone), _rows(vmapped)
@@ -104,8 +113,9 @@ def test_vectorized_seeds_equal_seeds_run_one_by_one(tmp_path, quiet_progress, n
     for ra, rb in zip(rows_a, rows_b):
       np.testing.assert_allclose(ra["loss"], rb["loss"], rtol=2e-4, atol=1e-6)
     assert json.loads((vmapped / "status.json").read_text())["status"] == "done"
-  # The seeds really differ: vectorizing did not train one seed three times.
+  # The runs really differ: the program did not train one run three times.
   assert not np.allclose(_params(tmp_path / "vmapped" / "0")[0], _params(tmp_path / "vmapped" / "1")[0])
+  assert not np.allclose(_params(tmp_path / "vmapped" / "1")[0], _params(tmp_path / "vmapped" / "2")[0])
 
 
 @pytest.mark.slow
@@ -129,9 +139,11 @@ def test_time_to_target_counts_from_each_runs_own_launch(tmp_path, quiet_progres
   assert second["time_to_target"]["seconds_from_launch"] <= second["wall_seconds"]
 
 
-def test_vectorized_seeds_need_configs_that_differ_only_by_seed(tmp_path):
-  configs = [experiment("house_mlp", "seed=0"), experiment("house_mlp", "seed=1", "optimizer.learning_rate=0.1")]
-  with pytest.raises(trainer.CannotVectorize, match="differ in more than the seed"):
+@pytest.mark.parametrize("other", ["model.hidden_units=(8,)", "optimizer.kwargs.nesterov=True"])
+def test_runs_of_one_program_differ_only_in_run_axis_keys(tmp_path, other):
+  configs = [experiment("house_mlp", "optimizer.name=sgd", "seed=0"),
+             experiment("house_mlp", "optimizer.name=sgd", "seed=1", "optimizer.learning_rate=0.1", other)]
+  with pytest.raises(trainer.CannotVectorize, match="differ in more than seed, optimizer.learning_rate"):
     trainer.train(configs, [tmp_path / "0", tmp_path / "1"])
   assert not (tmp_path / "0").exists()
 
@@ -140,14 +152,14 @@ def test_given_initial_params_must_match_the_model():
   config = experiment("house_mlp")
   model = trainer.models.build(config.model)
   with pytest.raises(UserError, match="do not match MLP"):
-    trainer.initial_state(config, model, (2,), params={"hidden_0": {"kernel": np.zeros((3, 4))}})
+    program.initial_state(config, model, (2,), params={"hidden_0": {"kernel": np.zeros((3, 4))}})
 
 
 def test_microbatch_count():
-  assert trainer.microbatch_count(200, 50) == 4
-  assert trainer.microbatch_count(200, 0) == 1 and trainer.microbatch_count(200, 200) == 1
+  assert program.microbatch_count(200, 50) == 4
+  assert program.microbatch_count(200, 0) == 1 and program.microbatch_count(200, 200) == 1
   with pytest.raises(UserError, match="microbatch_size 30 does not divide the batch of 200"):
-    trainer.microbatch_count(200, 30)
+    program.microbatch_count(200, 30)
 
 
 @pytest.mark.slow

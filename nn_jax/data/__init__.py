@@ -6,12 +6,12 @@ many outputs a model needs, and the checks of the dataset's own fields.
 """
 
 import dataclasses
+import importlib
 from typing import Callable
 
 import ml_collections
 import numpy as np
 
-from nn_jax.data import breast_cancer, house_prices, mnist, series
 from nn_jax.data.dataset import Dataset
 from nn_jax.errors import UserError
 
@@ -47,12 +47,20 @@ class Spec:
   splits: tuple = ("train", "test")
 
 
+def _loader(module: str, function: str = "load") -> Callable[..., Dataset]:
+  """nn_jax.data.<module>.<function>, imported when a run loads it: scikit-learn and TFDS are imported
+  only by the datasets that need them."""
+  return lambda **fields: getattr(importlib.import_module(f"nn_jax.data.{module}"), function)(**fields)
+
+
 DATASETS = {
-    "house_prices": Spec(house_prices.load, "regression", lambda f: (2,), 1, splits=("train",)),
-    "mnist": Spec(mnist.load, "multiclass", lambda f: (28, 28, 1), 10, _examples),
-    "breast_cancer": Spec(breast_cancer.load, "binary", lambda f: (10,), 1, _fraction),
-    "sunspots": Spec(series.load_sunspots, "regression", lambda f: (f.get("window", 10), 1), 1, _window),
-    "noisy_sine": Spec(series.load_noisy_sine, "regression", lambda f: (f.get("window", 10), 1), 1, _window),
+    "house_prices": Spec(_loader("house_prices"), "regression", lambda f: (2,), 1, splits=("train",)),
+    "mnist": Spec(_loader("mnist"), "multiclass", lambda f: (28, 28, 1), 10, _examples),
+    "breast_cancer": Spec(_loader("breast_cancer"), "binary", lambda f: (10,), 1, _fraction),
+    "sunspots": Spec(_loader("series", "load_sunspots"), "regression", lambda f: (f.get("window", 10), 1), 1,
+                     _window),
+    "noisy_sine": Spec(_loader("series", "load_noisy_sine"), "regression", lambda f: (f.get("window", 10), 1), 1,
+                       _window),
 }
 
 
