@@ -180,20 +180,25 @@ def _runs_to_do(runs: list[tuple]) -> list[tuple]:
   return [(config, workdir) for config, workdir in runs if _status(workdir) not in ("done", "diverged")]
 
 
+def _relative(runs: list[tuple], root: pathlib.Path) -> str:
+  return ", ".join(str(workdir.relative_to(root)) for _, workdir in runs)
+
+
 def _run_program(runs: list[tuple], root: pathlib.Path, stop) -> bool:
   name = program_name(runs)
   todo = _runs_to_do(runs)
   print(f"== {name}: {len(runs) - len(todo)} of {len(runs)} runs done", flush=True)
   if stop is not None and stop.requested:
     return False
-  if len(todo) > 1:
-    try:
-      return trainer.train([c for c, _ in todo], [w for _, w in todo], stop=stop) is not None
-    except Diverged as e:  # every run of the program: each one's status says so
-      print(f"All {len(todo)} runs of {name} diverged; the sweep goes on ({e})", flush=True)
-      return True
-    except trainer.CannotVectorize as reason:
-      print(f"The runs of {name} train one by one: {reason}", flush=True)
+  if not todo:
+    return True
+  try:
+    return trainer.train([c for c, _ in todo], [w for _, w in todo], stop=stop) is not None
+  except Diverged as e:  # every run of the program: each one's status says so
+    print(f"{_relative(todo, root)} diverged; the sweep goes on ({e})", flush=True)
+    return True
+  except trainer.CannotVectorize as reason:
+    print(f"The runs of {name} train one by one: {reason}", flush=True)
   for config, workdir in todo:
     if _status(workdir) in ("done", "diverged"):
       continue
@@ -203,5 +208,5 @@ def _run_program(runs: list[tuple], root: pathlib.Path, stop) -> bool:
       if trainer.train_and_evaluate(config, workdir, stop=stop) is None:
         return False
     except Diverged as e:
-      print(f"{workdir.relative_to(root)} diverged; the sweep goes on ({e})", flush=True)
+      print(f"{_relative([(config, workdir)], root)} diverged; the sweep goes on ({e})", flush=True)
   return True
