@@ -48,7 +48,7 @@ def _parser() -> argparse.ArgumentParser:
   predict.add_argument("--workdir", required=True, help="a run directory written by `train`")
   predict.add_argument("--input", required=True, action="append",
                        help="comma-separated raw features, e.g. 110,7; repeat for more examples")
-  sweep = commands.add_parser("sweep", help="run a grid of experiments, seeds vectorized; resumes")
+  sweep = commands.add_parser("sweep", help="run a grid of experiments, program by program; resumes")
   sweep.add_argument("--sweep", required=True, help="sweep file, e.g. experiments/sweeps/rnn_cells.py")
   sweep.add_argument("--workdir", required=True, help="the sweep's folder; one run directory per grid point and seed")
   sweep.add_argument("--launcher", default="local", choices=("local", "slurm", "submitit_local"),

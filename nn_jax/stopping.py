@@ -5,8 +5,8 @@
   config.stop.patience   evaluations without an improvement of more than stop.min_delta before stopping
   config.stop.at_target  stop once config.target_metric reaches config.target_value
 Its state (the best value, its epoch and step, evaluations since) travels in every checkpoint, so a run
-killed and resumed stops exactly where an uninterrupted one does. Several seeds vmapped stop each on
-its own: a stopped seed's state is frozen while the others go on.
+killed and resumed stops exactly where an uninterrupted one does. The runs of one program stop each
+on its own: a stopped run's state is frozen while the others go on.
 """
 
 import dataclasses
