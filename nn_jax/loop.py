@@ -273,10 +273,10 @@ class EpochLoop:
     """A run that stopped early or diverged: its state stays as it is while the others train on."""
     self.active[run] = False
 
-  def _fold(self, run: int, per_step: list[dict], first_step: int) -> bool:
-    """Folds one run's step metrics into its epoch sums; a run that diverges is recorded and masked out."""
+  def _fold(self, run: int, sums: EpochSums, per_step: list[dict], first_step: int) -> bool:
+    """Folds one run's step metrics into `sums`; a run that diverges is recorded and masked out."""
     try:
-      self.sums[run].fold(per_step, first_step, self.last_saved_step)
+      sums.fold(per_step, first_step, self.last_saved_step)
       return True
     except Diverged as e:
       self.diverged[run] = e
@@ -301,7 +301,7 @@ class EpochLoop:
     for first_step, metrics, active in self._pending:
       for run, per_step in enumerate(self._fetch(metrics)):
         if active[run] and run not in self.diverged:
-          self._fold(run, per_step, first_step)
+          self._fold(run, self.sums[run], per_step, first_step)
     self._pending = []
 
   # --- the loop -----------------------------------------------------------------------------------
@@ -344,12 +344,11 @@ class EpochLoop:
       if not self.active[run]:
         continue
       for i, step_metrics in enumerate(metrics):
-        self.sums[run] = EpochSums()
-        if not self._fold(run, [step_metrics], self.host_step + i):
+        sums = EpochSums()  # one step is one epoch
+        if not self._fold(run, sums, [step_metrics], self.host_step + i):
           rows[run] = []  # a diverged run's rows are not recorded
           break
-        rows[run].append((self.epoch + i + 1, self.sums[run].means()))
-    self.sums = [EpochSums() for _ in range(self.runs)]
+        rows[run].append((self.epoch + i + 1, sums.means()))
     self.epoch += count
     self.host_step += count
     self.examples_trained += count * self.num_examples

@@ -12,12 +12,7 @@ import pathlib
 
 import numpy as np
 
-
-def _figure(**kwargs):
-  """A matplotlib Figure, not pyplot: no global backend, so notebooks keep theirs. Matplotlib is
-  imported when a run draws, not when this module is imported."""
-  from matplotlib.figure import Figure
-  return Figure(**kwargs)
+from nn_jax import plots
 
 
 def _save(fig, path: pathlib.Path) -> None:
@@ -29,7 +24,7 @@ def digits(images: np.ndarray, labels: np.ndarray, logits: np.ndarray, workdir: 
   from sklearn import metrics as sk_metrics  # scikit-learn loads for the runs that draw with it
   predicted = logits.argmax(-1)
   confusion = sk_metrics.confusion_matrix(labels, predicted, labels=range(logits.shape[-1]))
-  fig = _figure(figsize=(6, 5.5))
+  fig = plots.figure(figsize=(6, 5.5))
   ax = fig.subplots()
   ax.imshow(np.log1p(confusion), cmap="Blues")
   for (true, guess), count in np.ndenumerate(confusion):
@@ -48,7 +43,7 @@ def digits(images: np.ndarray, labels: np.ndarray, logits: np.ndarray, workdir: 
   loss = -log_probs[np.arange(len(labels)), labels]
   wrong = np.flatnonzero(predicted != labels)
   worst = wrong[np.argsort(-loss[wrong], kind="stable")][:16]
-  fig = _figure(figsize=(6, 6.6))
+  fig = plots.figure(figsize=(6, 6.6))
   axes = fig.subplots(4, 4)
   for ax in axes.ravel():
     ax.axis("off")
@@ -65,7 +60,7 @@ def roc(labels: np.ndarray, logits: np.ndarray, workdir: pathlib.Path) -> list[s
   from sklearn import metrics as sk_metrics
   labels, logits = labels.reshape(-1), logits.reshape(-1)
   false_positive, true_positive, _ = sk_metrics.roc_curve(labels, logits)
-  fig = _figure(figsize=(5, 5))
+  fig = plots.figure(figsize=(5, 5))
   ax = fig.subplots()
   ax.plot(false_positive, true_positive, label=f"model (AUC {sk_metrics.roc_auc_score(labels, logits):.3f})")
   ax.plot([0, 1], [0, 1], linestyle="--", color="gray", label="chance")
@@ -82,7 +77,7 @@ def forecast(dataset, outputs: np.ndarray, workdir: pathlib.Path) -> list[str]:
   inputs, targets = dataset.splits["test"]
   times = dataset.target_times.get("test", np.arange(len(targets)))
   decode = lambda values: dataset.decode_outputs(np.asarray(values).reshape(-1, 1)).ravel()  # noqa: E731
-  fig = _figure(figsize=(8, 4))
+  fig = plots.figure(figsize=(8, 4))
   ax = fig.subplots()
   ax.plot(times, decode(targets), color="black", label="actual")
   ax.plot(times, decode(outputs), label="model's forecast")
@@ -107,7 +102,7 @@ def house_prices(curves: dict, workdir: pathlib.Path) -> list[str]:
   """`curves`: age -> predicted prices at `_house_sizes`, from `model_outputs`."""
   from nn_jax.data import house_prices as table_module  # the raw table, in the user's units
   table = table_module.read_table()
-  fig = _figure(figsize=(7, 4.5))
+  fig = plots.figure(figsize=(7, 4.5))
   ax = fig.subplots()
   from matplotlib import colormaps
   colors = colormaps["viridis"](np.linspace(0, 0.85, len(curves)))

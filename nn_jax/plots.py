@@ -3,7 +3,7 @@
 import pathlib
 
 
-def _figure(**kwargs):
+def figure(**kwargs):
   """A matplotlib Figure, not pyplot: no global backend, so notebooks keep theirs. Matplotlib is
   imported when a run draws, not when this module is imported."""
   from matplotlib.figure import Figure
@@ -15,7 +15,7 @@ def plot_metric(rows: list[dict], metric: str, path: pathlib.Path, title: str, y
   splits = sorted({row["split"] for row in rows if metric in row})
   if not splits:
     return False
-  fig = _figure(figsize=(6, 4))
+  fig = figure(figsize=(6, 4))
   ax = fig.subplots()
   for split in splits:
     points = [(row["epoch"], row[metric]) for row in rows if row["split"] == split and metric in row]
@@ -39,7 +39,7 @@ def plot_run(rows: list[dict], workdir: pathlib.Path, name: str, curve: tuple[st
 
 def plot_bands(curves: dict, metric: str, path: pathlib.Path) -> None:
   """One mean line and a +/- std band per point; `curves` maps a label to (epochs, runs x epochs)."""
-  fig = _figure(figsize=(7, 4.5))
+  fig = figure(figsize=(7, 4.5))
   ax = fig.subplots()
   for label, (epochs, values) in curves.items():
     mean, std = values.mean(axis=0), values.std(axis=0)
@@ -56,7 +56,7 @@ def plot_bands(curves: dict, metric: str, path: pathlib.Path) -> None:
 def plot_bars(finals: dict, metric: str, path: pathlib.Path) -> None:
   """The final metric per point: the mean as a bar, the std as its error bar."""
   labels = list(finals)
-  fig = _figure(figsize=(max(5, 0.6 * len(labels) + 2), 4.5))
+  fig = figure(figsize=(max(5, 0.6 * len(labels) + 2), 4.5))
   ax = fig.subplots()
   ax.bar(range(len(labels)), [finals[l].mean() for l in labels], yerr=[finals[l].std() for l in labels], capsize=3)
   ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right", fontsize=7)

@@ -88,8 +88,8 @@ class Program:
 
   def initial_states(self, configs, mesh, params=None) -> TrainState:
     """The runs' fresh states, stacked on the run axis."""
-    return jax.device_put(stack([initial_state(config, self.model, self.input_shape, self.num_examples, params)
-                                 for config in configs]), parallel.replicated(mesh))
+    return jax.device_put(stack([self.initial_state(config, mesh, params) for config in configs]),
+                          parallel.replicated(mesh))
 
   def loop(self, configs, inputs, targets, mesh, state, progress=None, save_fn=None, profile_dir=None,
            watchdog=None) -> EpochLoop:
