@@ -74,6 +74,7 @@ class Checkpoints:
     arrays are copied off the device; with `asynchronous`, before they are on disk (see `wait`)."""
     if metrics is not None and self.best_metric not in metrics:
       metrics = None  # a mid-epoch save has no evaluation to rank it by
+    progress = json.loads(json.dumps(progress))  # a snapshot: an asynchronous write must not see later changes
     items = {"params": state.params, "opt_state": state.opt_state, "model_state": _model_state_item(state)}
     digests = {name: tree_digest(tree) for name, tree in items.items()} | {"progress": _json_digest(progress)}
     self.manager.save(int(state.step), metrics=metrics, args=ocp.args.Composite(

@@ -92,7 +92,7 @@ class EpochSums:
     return {k: v / self.count for k, v in self.sums.items()}
 
   def to_json(self) -> dict:
-    return {"sums": self.sums, "count": self.count}
+    return {"sums": dict(self.sums), "count": self.count}
 
 
 def parse_profile_steps(text: str) -> tuple[int, int] | None:

@@ -1,7 +1,10 @@
 """Orbax checkpoints: every part of the train state round-trips; unreadable ones are set aside."""
 
+import asyncio
+
 import jax
 import numpy as np
+import orbax.checkpoint as ocp
 import pytest
 
 from conftest import experiment
@@ -21,14 +24,23 @@ def _assert_same(a, b):
 
 
 @pytest.mark.parametrize("asynchronous", [False, pytest.param(True, marks=pytest.mark.slow)])
-def test_params_optimizer_model_state_rng_and_position_round_trip(tmp_path, asynchronous):
+def test_params_optimizer_model_state_rng_and_position_round_trip(tmp_path, asynchronous, monkeypatch):
+  write_json = ocp.JsonCheckpointHandler._save_fn
+
+  async def slow_disk(self, x, directory):  # the write starts after the loop has folded on
+    await asyncio.sleep(0.5)
+    await write_json(self, x, directory)
+
+  monkeypatch.setattr(ocp.JsonCheckpointHandler, "_save_fn", slow_disk)
   saved = _state(0).replace(step=7)
   checkpoints = Checkpoints(tmp_path, asynchronous=asynchronous)
-  checkpoints.save(saved, {"epoch": 1, "batch": 3})
+  position = {"epoch": 1, "batch": 3, "sums": {"loss": 1.5}}
+  checkpoints.save(saved, position)
+  position["sums"]["loss"] = 2.5  # the loop folds on while an asynchronous write is under way
   checkpoints.close()  # waits for an asynchronous write
   sharding = parallel.replicated(parallel.make_mesh())
   restored, progress = Checkpoints(tmp_path).restore_latest_good(_state(1), sharding)
-  assert progress == {"epoch": 1, "batch": 3} and int(restored.step) == 7
+  assert progress == {"epoch": 1, "batch": 3, "sums": {"loss": 1.5}} and int(restored.step) == 7
   for field in ("params", "opt_state", "model_state", "rng"):
     _assert_same(getattr(saved, field), getattr(restored, field))
   variables = Checkpoints(tmp_path, read_only=True).restore_variables(sharding)
