@@ -200,6 +200,16 @@ class EpochLoop:
       self.compile_seconds += time.perf_counter() - start
     return self._programs[steps]
 
+  def bytes_needed(self) -> int:
+    """The device memory the first dispatch's program takes (its arguments, outputs and temporaries, as
+    XLA's memory analysis counts them), for R runs; compiling it here serves the first dispatch too."""
+    steps = self._steps_left_in_chunk() if self.full_batch else self._steps_next_dispatch()
+    if steps == 0:  # trained to the end already
+      return 0
+    stats = self._program(steps).memory_analysis()
+    return (stats.argument_size_in_bytes + stats.output_size_in_bytes - stats.alias_size_in_bytes
+            + stats.temp_size_in_bytes)
+
   def _example_args(self, steps: int):
     return self._inputs_example(steps) + (jnp.asarray(self.active),)
 

@@ -5,7 +5,8 @@ A sweep file defines `get_sweep()` returning a dict:
   overrides  {dotted key: value} applied to every run (optional)
   axes       {dotted key: [values, ...]}: the grid is their product (optional)
   seeds      [seed, ...]
-  runs_per_program  at most this many runs in one program (optional; default 0: no limit; 1: one by one)
+  runs_per_program  at most this many runs in one program (optional; default 0: as many as fit the
+             device's memory; 1: one by one)
   pictures   draw each run's learning curves and pictures (optional; default False: the report draws the
              sweep's own)
   slurm      {submitit parameter: value} for --launcher slurm (optional; nn_jax/slurm.py)
@@ -13,7 +14,8 @@ A sweep file defines `get_sweep()` returning a dict:
 Every run gets DIR/<point>/seed_<n>/, an ordinary run directory. Runs whose
 configs differ only in config.RUN_AXIS_KEYS (the seed, the learning rate, float
 optimizer arguments) train together as one compiled program, vmapped over the
-run axis; the sweep prints the programs it formed. Starting the sweep again
+run axis; the sweep prints the programs it formed. A program that XLA counts
+too large for a device's free memory is cut into as many runs as fit. Starting the sweep again
 skips finished runs and resumes unfinished ones from their checkpoints, still
 together where they were saved together. The local launcher runs the programs
 here, one after another; `slurm` submits one job-array task per program
@@ -197,6 +199,10 @@ def _run_program(runs: list[tuple], root: pathlib.Path, stop) -> bool:
   except Diverged as e:  # every run of the program: each one's status says so
     print(f"{_relative(todo, root)} diverged; the sweep goes on ({e})", flush=True)
     return True
+  except trainer.ProgramTooLarge as reason:
+    fit = reason.runs_that_fit
+    print(f"{name}: {reason}; its runs train {fit} at a time", flush=True)
+    return all(_run_program(todo[start:start + fit], root, stop) for start in range(0, len(todo), fit))
   except trainer.CannotVectorize as reason:
     print(f"The runs of {name} train one by one: {reason}", flush=True)
   for config, workdir in todo:

@@ -52,6 +52,27 @@ class CannotVectorize(Exception):
   """Says why these runs cannot train as one program, so must train one by one."""
 
 
+class ProgramTooLarge(Exception):
+  """The runs' program would not fit the device's memory; `runs_that_fit` of them would."""
+
+  def __init__(self, message: str, runs_that_fit: int):
+    super().__init__(message)
+    self.runs_that_fit = runs_that_fit
+
+
+def _check_fits(loop: EpochLoop) -> None:
+  """Raises ProgramTooLarge, before the runs' records are written, when the R runs' program needs more memory than
+  a device has free (XLA's count of the compiled program; a margin left for the runtime's own)."""
+  needed = loop.bytes_needed()
+  free = auto.free_memory()
+  if needed <= 0.9 * free:
+    return
+  per_run = needed / loop.runs  # the shared data counted in every run's share: an upper bound
+  fit = max(1, int(0.9 * free // per_run))
+  raise ProgramTooLarge(f"{loop.runs} runs need {needed / 2**30:.2f} GiB in one program, a device has "
+                        f"{free / 2**30:.2f} GiB free", fit)
+
+
 @dataclasses.dataclass
 class Timing:
   """When a program started and where its time went (all its runs together)."""
@@ -170,11 +191,6 @@ def setup(configs: list, workdirs: list, launch: float | None = None, initial_pa
     if progress is not None:
       print(f"Resuming from checkpoint at step {int(np.ravel(jax.device_get(state.step))[0])} "
             f"(epoch {progress['epoch']}, batch {progress.get('batch', 0)}).")
-    if primary:
-      for run in runs:
-        records.write_config(run.workdir, run.config)
-    for run in runs:
-      run.status.start()
 
     def save(state, position: dict, metrics) -> None:
       for r, run in enumerate(runs):
@@ -195,6 +211,13 @@ def setup(configs: list, workdirs: list, launch: float | None = None, initial_pa
                         process=f"process {jax.process_index()} of {jax.process_count()}")
     loop = built.loop(configs, *dataset.splits["train"], mesh, state, progress, save,
                       profile_dir=runs[0].workdir / "profile", watchdog=watchdog)
+    if len(runs) > 1:
+      _check_fits(loop)
+    if primary:
+      for run in runs:
+        records.write_config(run.workdir, run.config)
+    for run in runs:
+      run.status.start()
     for run in runs:
       run.log = records.MetricsLog(run.workdir, resume_after_epoch=loop.epoch, enabled=primary)
     evaluator = Evaluator(built.model, built.task, dataset, mesh, base.eval_batch_size,
@@ -469,7 +492,8 @@ def train(configs: list, workdirs: list, launch: float | None = None, initial_pa
   Inf is recorded `diverged` and its summary is None; Diverged is raised when every run diverged.
   Returns None when a signal stopped the runs (saved and resumable). CannotVectorize when the runs
   cannot train together (configs that differ in more, checkpoints at different positions): run
-  them one by one then.
+  them one by one then; ProgramTooLarge when their program would not fit a device's memory (before
+  their config or status is written): train fewer at a time then.
   `launch` is the time.time() time-to-target counts from (default: now); `stop` an active
   interrupt.StopRequest (the CLI's, so that a signal during start-up stops cleanly too).
   """

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from conftest import ROOT
-from nn_jax import cli, report, sweep
+from nn_jax import auto, cli, loop, report, sweep
 from nn_jax.errors import UserError
 
 
@@ -92,6 +92,28 @@ def test_a_sweep_trains_each_points_seeds_as_one_program(tmp_path, quiet_progres
   for seed in (0, 1):
     summary = json.loads((tmp_path / "s" / "hidden_units-(2,)" / f"seed_{seed}" / "summary.json").read_text())
     assert summary["runs_in_program"] == 2
+
+
+@pytest.mark.slow
+def test_a_program_too_large_for_the_device_memory_is_cut_into_runs_that_fit(tmp_path, quiet_progress, monkeypatch,
+                                                                             capsys):
+  sweep_file = tmp_path / "tiny.py"
+  sweep_file.write_text(SWEEP.replace("[(2,), (4,), (8,)]", "[(2,)]").replace("[0, 1]", "[0, 1, 2]"))
+  assert sweep.run_sweep(str(sweep_file), tmp_path / "whole")
+  # A device whose free memory is 0.7/0.9 of what XLA counts for the three runs' program (plenty before it
+  # is counted, when the data's placement asks): at most two runs fit.
+  counted = []
+  bytes_needed = loop.EpochLoop.bytes_needed
+  monkeypatch.setattr(loop.EpochLoop, "bytes_needed", lambda self: counted.append(bytes_needed(self)) or counted[-1])
+  monkeypatch.setattr(auto, "free_memory", lambda: counted[0] * 0.7 / 0.9 if counted else 2**40)
+  capsys.readouterr()
+  assert sweep.run_sweep(str(sweep_file), tmp_path / "cut")
+  assert "3 runs need" in capsys.readouterr().out
+  for seed in (0, 1, 2):
+    whole, cut = (json.loads((tmp_path / name / "hidden_units-(2,)" / f"seed_{seed}" / "summary.json").read_text())
+                  for name in ("whole", "cut"))
+    assert whole["runs_in_program"] == 3 and cut["runs_in_program"] < 3
+    assert cut["final"]["train"]["mse"] == pytest.approx(whole["final"]["train"]["mse"], rel=1e-4)
 
 
 def test_runs_that_differ_only_on_the_run_axis_form_one_program_each_chunked(tmp_path):
