@@ -2,15 +2,18 @@
 
 Each is its own item, so that `predict` restores params and model state
 without the optimizer state. Every save also records a sha256 digest of each
-item (`digests`); a restore recomputes them, so a checkpoint whose stored bytes
-changed (a flipped bit that still decodes) counts as unreadable, exactly like
-a truncated one: set aside with a warning naming the step, the one before used. Saves may be asynchronous (`asynchronous=True`):
-orbax copies the arrays off the device and writes them while training goes
-on; `wait()` (and the next save, and `close()`) waits for the write. Orbax writes each step into a temporary folder and renames it
-when complete, so a run killed mid-write leaves the previous step as the latest
-(tests/fault_tolerance_test.py kills one inside that window to check).
-Restoring places every array with the sharding asked for, so a checkpoint
-written on N devices restores on M.
+item, the metrics that rank it included (`digests`); a restore recomputes them,
+so a checkpoint whose stored bytes changed (a flipped bit that still decodes)
+counts as unreadable, exactly like a truncated one or one without digests: set
+aside with a warning naming the step, the one before used.
+
+Saves may be asynchronous (`asynchronous=True`): orbax copies the arrays off
+the device and writes them while training goes on; `wait()` (and the next save,
+and `close()`) waits for the write. Orbax writes each step into a temporary
+folder and renames it when complete, so a run killed mid-write leaves the
+previous step as the latest (tests/fault_tolerance_test.py kills one inside
+that window to check). Restoring places every array with the sharding asked
+for, so a checkpoint written on N devices restores on M.
 """
 
 import hashlib
@@ -64,7 +67,15 @@ class Checkpoints:
     handlers = {"params": ocp.StandardCheckpointHandler(), "opt_state": ocp.StandardCheckpointHandler(),
                 "model_state": ocp.StandardCheckpointHandler(), "progress": ocp.JsonCheckpointHandler(),
                 "digests": ocp.JsonCheckpointHandler()}  # named up front, so metadata reads before any restore
-    self.manager = ocp.CheckpointManager(self.directory, options=options, item_handlers=handlers)
+    try:
+      self.manager = ocp.CheckpointManager(self.directory, options=options, item_handlers=handlers)
+    except ValueError:  # orbax reads every step's metrics when it opens: one of them does not parse
+      if read_only:
+        raise UserError(f"a checkpoint's metrics under {self.directory} do not parse; train again to set it "
+                        f"aside, or delete that step's folder", exit_code=1) from None
+      for step in self._steps_with_unparsable_metrics():
+        self._move_aside(step, "its metrics item does not parse")
+      self.manager = ocp.CheckpointManager(self.directory, options=options, item_handlers=handlers)
 
   def latest_step(self):
     return self.manager.latest_step()
@@ -77,6 +88,8 @@ class Checkpoints:
     progress = json.loads(json.dumps(progress))  # a snapshot: an asynchronous write must not see later changes
     items = {"params": state.params, "opt_state": state.opt_state, "model_state": _model_state_item(state)}
     digests = {name: tree_digest(tree) for name, tree in items.items()} | {"progress": _json_digest(progress)}
+    if metrics is not None:
+      digests["metrics"] = _json_digest(metrics)
     self.manager.save(int(state.step), metrics=metrics, args=ocp.args.Composite(
         **{name: ocp.args.StandardSave(tree) for name, tree in items.items()},
         progress=ocp.args.JsonSave(progress), digests=ocp.args.JsonSave(digests)))
@@ -144,23 +157,38 @@ class Checkpoints:
   def _verify(self, step: int, trees: dict, progress=None) -> None:
     """Raises ChecksumMismatch unless every restored item has the digest recorded at its save."""
     if not (self.directory / str(step) / "digests").exists():
-      return  # written before digests were recorded: nothing to check against
+      raise ChecksumMismatch("its digests item is missing, so nothing in it can be verified")
     recorded = self.manager.restore(step, args=ocp.args.Composite(digests=ocp.args.JsonRestore())).digests
     actual = {name: tree_digest(tree) for name, tree in trees.items()}
     if progress is not None:
       actual["progress"] = _json_digest(progress)
+    metrics = self.manager.metrics(step)
+    if metrics is not None or "metrics" in recorded:
+      actual["metrics"] = _json_digest(metrics)
     changed = [name for name, digest in actual.items() if recorded.get(name) != digest]
     if changed:
       raise ChecksumMismatch(f"{', '.join(changed)} differ from the checksum recorded at the save")
 
   def _set_aside(self, step: int, error: Exception) -> None:
+    self._move_aside(step, f"{type(error).__name__}: {str(error).splitlines()[0][:120]}")
+    self.manager.reload()
+
+  def _move_aside(self, step: int, reason: str) -> None:
     corrupt = self.directory.parent / "corrupt_checkpoints"
     if parallel.is_primary():  # the other processes of a multi-host run skip it too, and move nothing
       corrupt.mkdir(exist_ok=True)
       shutil.move(str(self.directory / str(step)), str(corrupt / str(step)))
-    self.manager.reload()
-    print(f"Warning: checkpoint {step} is unreadable ({type(error).__name__}: {str(error).splitlines()[0][:120]}); "
-          f"moved it to {corrupt / str(step)} and falling back to the one before.", flush=True)
+    print(f"Warning: checkpoint {step} is unreadable ({reason}); moved it to {corrupt / str(step)} and falling "
+          f"back to the one before.", flush=True)
+
+  def _steps_with_unparsable_metrics(self) -> list[int]:
+    unparsable = []
+    for path in self.directory.glob("*/metrics/metrics"):  # orbax's file of a step's metrics
+      try:
+        json.loads(path.read_bytes())
+      except ValueError:
+        unparsable.append(int(path.parent.parent.name))
+    return unparsable
 
   def restore_variables(self, sharding) -> dict:
     """The latest checkpoint's model variables ({"params": ..., and any model state such as

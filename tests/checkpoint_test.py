@@ -1,6 +1,7 @@
 """Orbax checkpoints: every part of the train state round-trips; unreadable ones are set aside."""
 
 import asyncio
+import shutil
 
 import jax
 import numpy as np
@@ -122,6 +123,39 @@ def test_flipped_bytes_in_the_array_data_fail_the_checksum_and_the_previous_chec
   restored, progress = Checkpoints(tmp_path / "checkpoints").restore_latest_good(_state(1), sharding)
   assert int(restored.step) == 1 and progress == {"epoch": 1}
   assert "Warning: checkpoint 2 is unreadable" in capsys.readouterr().out
+
+
+def _remove_digests(step_dir):
+  shutil.rmtree(step_dir / "digests")
+
+
+def _flip_in_metrics(position):
+  def flip(step_dir):
+    path = step_dir / "metrics" / "metrics"
+    data = bytearray(path.read_bytes())
+    data[position(data)] ^= 0x01
+    path.write_bytes(bytes(data))
+  return flip
+
+
+@pytest.mark.parametrize("damage,reason", [
+    (_remove_digests, "digests item is missing"),  # nothing to verify it by: not trusted
+    (_flip_in_metrics(lambda data: 0), "metrics item does not parse"),  # "{" becomes "z"
+    (_flip_in_metrics(lambda data: data.index(b"0.9") + 2), "metrics differ"),  # 0.9 becomes 0.8, still JSON
+])
+def test_a_checkpoint_that_cannot_be_verified_is_set_aside_and_the_previous_one_used(tmp_path, capsys, damage,
+                                                                                     reason):
+  checkpoints = Checkpoints(tmp_path / "checkpoints", best_metric="test/accuracy")
+  for step in (1, 2):
+    checkpoints.save(_trained(step), {"epoch": step}, {"test/accuracy": 0.5 + 0.4 * (step - 1)})
+  checkpoints.close()
+  damage(tmp_path / "checkpoints" / "2")
+  sharding = parallel.replicated(parallel.make_mesh())
+  restored, progress = Checkpoints(tmp_path / "checkpoints", best_metric="test/accuracy").restore_latest_good(
+      _state(1), sharding)
+  assert int(restored.step) == 1 and progress == {"epoch": 1}
+  out = capsys.readouterr().out
+  assert "Warning: checkpoint 2 is unreadable" in out and reason in out
 
 
 def test_predict_refuses_a_checkpoint_that_fails_its_checksum(tmp_path):
