@@ -4,7 +4,7 @@ A sweep file defines `get_sweep()` returning a dict:
   config     the experiment, as --config takes it ("experiments/x.py[:variant]")
   overrides  {dotted key: value} applied to every run (optional)
   axes       {dotted key: [values, ...]}: the grid is their product (optional)
-  seeds      [seed, ...]
+  seeds      [seed, ...]: each point's runs (the seed is never an axis or an override)
   runs_per_program  at most this many runs in one program (optional; default 0: as many as fit the
              device's memory; 1: one by one)
   pictures   draw each run's learning curves and pictures (optional; default False: the report draws the
@@ -47,25 +47,47 @@ def load_sweep(path: str) -> dict:
     sweep = module.get_sweep()
   except Exception as e:  # the file is the user's code: its error is reported, in one line
     raise UserError(f"sweep file {path} raised {type(e).__name__}: {e}; fix the file") from e
+  if not isinstance(sweep, dict):
+    raise UserError(f"sweep {path}: get_sweep() returned {type(sweep).__name__}, not a dict; return e.g. "
+                    f"{{'config': 'experiments/house_mlp.py', 'seeds': [0, 1]}}")
   unknown = set(sweep) - SWEEP_KEYS
   if unknown or "config" not in sweep or "seeds" not in sweep:
     raise UserError(f"sweep {path}: get_sweep() must return config, seeds and optionally overrides, axes, "
                     f"runs_per_program, pictures, slurm (unknown: {', '.join(sorted(unknown)) or 'none'})")
-  seeds = list(sweep["seeds"])
+  for key in ("overrides", "axes", "slurm"):
+    if not isinstance(sweep.get(key, {}), dict):
+      raise UserError(f"sweep {path}: {key} must be a dict {{dotted key: value{'s' * (key == 'axes')}}}, got "
+                      f"{type(sweep[key]).__name__}")
+  seeds = sweep["seeds"]
+  if not isinstance(seeds, (list, tuple)) or not all(_is_int(seed) for seed in seeds):
+    raise UserError(f"sweep {path}: seeds must be a list of ints, e.g. [0, 1, 2], got {seeds!r}")
   if not seeds:
     raise UserError(f"sweep {path}: seeds is empty; give at least one seed")
   if len(set(seeds)) < len(seeds):
-    raise UserError(f"sweep {path}: seeds {seeds} repeat a seed; each seed gets one run directory, give each once")
+    raise UserError(f"sweep {path}: seeds {list(seeds)} repeat a seed; each seed gets one run directory, give each "
+                    f"once")
+  if "seed" in sweep.get("axes", {}) or "seed" in sweep.get("overrides", {}):
+    raise UserError(f"sweep {path}: seed is not an axis or an override; list the seeds in seeds")
+  if not isinstance(sweep.get("pictures", False), bool):
+    raise UserError(f"sweep {path}: pictures must be True or False, got {sweep['pictures']!r}")
   cap = sweep.get("runs_per_program", 0)
-  if not isinstance(cap, int) or isinstance(cap, bool) or cap < 0:
+  if not _is_int(cap) or cap < 0:
     raise UserError(f"sweep {path}: runs_per_program must be an int >= 0 (0: no limit, 1: one run at a time), "
                     f"got {cap!r}")
-  if not isinstance(sweep.get("slurm", {}), dict):
-    raise UserError(f"sweep {path}: slurm must be a dict of submitit parameters, e.g. {{'timeout_min': 120}}")
   for key, values in sweep.get("axes", {}).items():
+    if not isinstance(values, (list, tuple)):
+      raise UserError(f"sweep {path}: axis {key!r} must be a list of values, got {values!r}; write [{values!r}]")
     if not values:
       raise UserError(f"sweep {path}: axis {key!r} has no values, so the grid is empty; give it at least one")
+    names = [point_name({key: value}) for value in values]
+    if len(set(names)) < len(names):
+      raise UserError(f"sweep {path}: axis {key!r} repeats a value ({values!r}); two points would share one "
+                      f"folder, give each value once")
   return sweep
+
+
+def _is_int(value) -> bool:
+  return isinstance(value, int) and not isinstance(value, bool)
 
 
 def point_name(point: dict) -> str:

@@ -137,6 +137,15 @@ def test_runs_that_differ_only_on_the_run_axis_form_one_program_each_chunked(tmp
     (SWEEP.replace('"seeds": [0, 1]', '"seeds": []'), "seeds is empty"),
     (SWEEP.replace("[(2,), (4,), (8,)]", "[]"), "has no values, so the grid is empty"),
     ("def get_sweep():\n  return 1 / 0\n", "raised ZeroDivisionError"),
+    ("def get_sweep():\n  return None\n", "returned NoneType, not a dict"),
+    (SWEEP.replace('"seeds": [0, 1]', '"seeds": 3'), "seeds must be a list of ints"),
+    (SWEEP.replace('"seeds": [0, 1]', '"seeds": [0, 1], "pictures": "no"'), "pictures must be True or False"),
+    (SWEEP.replace('{"model.hidden_units": [(2,), (4,), (8,)]}', '["model.hidden_units"]'), "axes must be a dict"),
+    (SWEEP.replace('"overrides": {', '"overrides": [{').replace('"progress": False}', '"progress": False}]'),
+     "overrides must be a dict"),
+    (SWEEP.replace("[(2,), (4,), (8,)]", "8"), "must be a list of values, got 8"),
+    (SWEEP.replace("[(2,), (4,), (8,)]", "[(2,), (4,), (2,)]"), "repeats a value"),
+    (SWEEP.replace('"model.hidden_units": [(2,), (4,), (8,)]', '"seed": [3, 4]'), "list the seeds in seeds"),
 ])
 def test_a_bad_sweep_file_is_one_line_before_anything_runs(tmp_path, capsys, text, message):
   sweep_file = tmp_path / "bad.py"
