@@ -21,6 +21,7 @@ checks that need the model, loss and optimizer registries import them.
 import difflib
 import importlib.util
 import json
+import math
 import os
 
 import ml_collections
@@ -39,16 +40,20 @@ def _load_file(spec: str) -> ml_collections.ConfigDict:
   module = importlib.util.module_from_spec(module_spec)
   try:
     module_spec.loader.exec_module(module)
-  except Exception as e:  # the file is the user's code: its error is reported, in one line
+  except (Exception, SystemExit) as e:  # the file is the user's code: its error (or exit) is reported, in one line
     raise UserError(f"config file {path} raised {type(e).__name__}: {e}; fix the file") from e
   if not hasattr(module, "get_config"):
     raise UserError(f"config file {path!r} defines no get_config()")
   try:
-    return module.get_config(arg) if arg else module.get_config()
+    config = module.get_config(arg) if arg else module.get_config()
   except (ValueError, TypeError) as e:  # e.g. an unknown variant after the colon
     raise UserError(f"config {spec}: {e}") from e
-  except Exception as e:
+  except (Exception, SystemExit) as e:
     raise UserError(f"config {spec}: get_config() raised {type(e).__name__}: {e}; fix the file") from e
+  if not isinstance(config, ml_collections.ConfigDict):
+    raise UserError(f"config {spec}: get_config() returned {type(config).__name__}, not an "
+                    f"ml_collections.ConfigDict; build it from config.base_config() as experiments/*.py do")
+  return config
 
 
 def check_key(config: ml_collections.ConfigDict, key: str) -> None:
@@ -138,7 +143,9 @@ def _choices() -> dict:
 def validate(config: ml_collections.ConfigDict) -> None:
   """Checks values before any work starts; raises UserError naming the first problem."""
   _require(isinstance(config.seed, int) and config.seed >= 0, f"config.seed must be an int >= 0, got {config.seed!r}")
-  _require(config.num_epochs > 0, f"config.num_epochs must be positive, got {config.num_epochs}")
+  _require(0 < config.num_epochs < 2**31,
+           f"config.num_epochs must be positive and below 2**31 (the step counter is an int32), got "
+           f"{config.num_epochs}")
   _require(config.batch_size >= 0, f"config.batch_size must be >= 0 (0 = full batch), got {config.batch_size}")
   from nn_jax import loop, models, optim, tasks  # the registries: JAX, Flax and optax load here
   optim.validate(config.optimizer, config.schedule)
@@ -210,6 +217,9 @@ def _check_fit(config: ml_collections.ConfigDict) -> None:
   _require(not config.stop.at_target or config.target_metric,
            "config.stop.at_target needs config.target_metric (and target_value) to stop at")
   for example in config.predict_examples:
+    _require(isinstance(example, (list, tuple)) and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in example),
+             f"config.predict_examples: {example!r} must be a tuple of finite numbers, e.g. (110, 7)")
     _require(len(input_shape) == 1 and len(example) == input_shape[0],
              f"config.predict_examples: {tuple(example)} must be {input_shape[0]} numbers, one per input feature"
              if len(input_shape) == 1 else

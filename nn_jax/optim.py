@@ -81,6 +81,27 @@ def validate(optimizer_config, schedule_config) -> None:
   if schedule_config.get("name"):
     schedule = _optax_function(schedule_config.name, "schedule", schedule_names())
     _bind(schedule, "schedule", schedule_config.name, _schedule_kwargs(schedule_config, 1))
+  _check_one_step(optimizer_config, schedule_config)
+
+
+def _check_one_step(optimizer_config, schedule_config) -> None:
+  """Builds the optimizer and traces one update on abstract parameters (nothing is computed), so that a
+  keyword argument of the wrong type (b1='abc') is refused now rather than in the first train step."""
+  import jax  # the trace alone needs it
+  import jax.numpy as jnp
+
+  def one_step(params):  # a long run: the schedule's step counts left out fit any warmup given
+    optimizer = make_optimizer(optimizer_config, schedule_config, total_steps=2**30)
+    updates, _ = optimizer.update(params, optimizer.init(params), params)
+    return updates
+
+  try:
+    jax.eval_shape(one_step, {"w": jax.ShapeDtypeStruct((2, 2), jnp.float32)})
+  except Exception as e:  # optax's own error, whatever its kind: the config is what is wrong
+    groups = "config.optimizer.kwargs" + (" or config.schedule.kwargs" if schedule_config.get("name") else "")
+    raise UserError(f"{groups} do not work with optax.{optimizer_config.name}: {type(e).__name__}: "
+                    f"{str(e).splitlines()[0][:160] if str(e) else 'no message'}; give numbers where numbers "
+                    f"are expected") from e
 
 
 def on_run_axis(value) -> bool:

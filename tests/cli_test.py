@@ -26,6 +26,12 @@ HOUSE = str(ROOT / "experiments" / "house_mlp.py")
     (["--config.seed"], "Missing value for flag --config.seed"),
     (["--config.microbatch_size=-1"], "microbatch_size must be >= 0"),
     (["--config.microbatch_size=7"], "microbatch_size 7 does not divide the batch of"),
+    (["--config.num_epochs=99999999999999999999999"], "below 2**31"),
+    (["--config.optimizer.kwargs.momentum=abc"], "config.optimizer.kwargs do not work with optax.sgd: TypeError"),
+    (["--config.schedule.name=warmup_cosine_decay_schedule", "--config.schedule.kwargs.init_value=0.0",
+      "--config.schedule.kwargs.peak_value=x", "--config.schedule.kwargs.warmup_steps=10"],
+     "config.optimizer.kwargs or config.schedule.kwargs do not work"),
+    (["--config.predict_examples=(('110', 7),)"], "must be a tuple of finite numbers"),
 ])
 def test_bad_train_config_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys, args, message):
   workdir = tmp_path / "run"

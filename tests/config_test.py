@@ -79,3 +79,17 @@ def test_a_config_file_that_raises_is_one_line(tmp_path):
   broken.write_text("def get_config():\n  return 1 / 0\n")
   with pytest.raises(UserError, match="get_config\\(\\) raised ZeroDivisionError"):
     config_lib.load(str(broken))
+
+
+@pytest.mark.parametrize("text,message", [
+    ("import sys\nsys.exit(3)\n", "raised SystemExit: 3"),  # the CLI would have exited 3, saying nothing
+    ("def get_config():\n  import sys\n  sys.exit(3)\n", "get_config() raised SystemExit: 3"),
+    ("def get_config():\n  return None\n", "returned NoneType, not an ml_collections.ConfigDict"),
+    ("def get_config():\n  return {'seed': 0}\n", "returned dict, not an ml_collections.ConfigDict"),
+])
+def test_a_config_file_that_exits_or_returns_no_config_is_one_line(tmp_path, text, message):
+  broken = tmp_path / "broken.py"
+  broken.write_text(text)
+  with pytest.raises(UserError) as error:
+    config_lib.load(str(broken))
+  assert message in str(error.value) and "\n" not in str(error.value)
