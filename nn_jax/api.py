@@ -11,7 +11,6 @@ process: in a notebook, set it before the first JAX call (nn_jax.cli.use_determi
 """
 
 import dataclasses
-import json
 import pathlib
 
 import jax
@@ -20,6 +19,7 @@ import numpy as np
 
 from nn_jax import config as config_lib
 from nn_jax import data, parallel, records, tasks, trainer
+from nn_jax.errors import UserError
 from nn_jax.evaluation import Evaluator
 
 
@@ -37,9 +37,17 @@ class Result:
     return self._restored
 
   def predict(self, inputs) -> np.ndarray:
-    """The model's outputs (logits or scaled values) for model inputs, from the latest checkpoint."""
-    _, model, variables = self._restore()
-    return np.asarray(jax.jit(model.apply)(variables, jnp.asarray(inputs, jnp.float32)))
+    """The model's outputs (logits or scaled values) for a batch of model inputs, from the latest checkpoint."""
+    config, model, variables = self._restore()
+    shape = tuple(data.DATASETS[config.dataset.name].input_shape(data.fields(config.dataset)))
+    try:
+      batch = np.asarray(inputs, np.float32)
+    except (TypeError, ValueError) as e:
+      raise UserError(f"predict takes a batch of numbers of shape (N, {', '.join(map(str, shape))}): {e}") from e
+    if batch.ndim != len(shape) + 1 or batch.shape[1:] != shape or not len(batch):
+      raise UserError(f"predict takes a batch of shape (N >= 1, {', '.join(map(str, shape))}), got "
+                      f"{batch.shape}; add the batch axis for one example")
+    return np.asarray(jax.jit(model.apply)(variables, jnp.asarray(batch)))
 
   def predict_raw(self, raw_inputs) -> np.ndarray:
     """Predictions in the target's units for raw inputs as a user types them (flat-feature datasets:
@@ -53,14 +61,12 @@ class Result:
 def train(config: str, workdir, **overrides) -> Result:
   """Trains `config` (`path.py[:variant]`) into `workdir` (resuming it) with `overrides`; its Result."""
   loaded = config_lib.load(config, overrides)
-  workdir = pathlib.Path(workdir)
+  workdir = config_lib.workdir(workdir)
   summary = trainer.train_and_evaluate(loaded, workdir)
   return Result(workdir, summary, records.read_metrics(workdir))
 
 
 def load(workdir) -> Result:
   """An earlier run's Result, from its directory."""
-  workdir = pathlib.Path(workdir)
-  summary_path = workdir / "summary.json"
-  summary = json.loads(summary_path.read_text()) if summary_path.is_file() else None
-  return Result(workdir, summary, records.read_metrics(workdir))
+  workdir = config_lib.workdir(workdir, must_exist=True)
+  return Result(workdir, records.read_summary(workdir), records.read_metrics(workdir))

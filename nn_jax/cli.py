@@ -64,23 +64,6 @@ def _parser() -> argparse.ArgumentParser:
   return parser
 
 
-def _workdir(text: str, must_exist: bool = False) -> pathlib.Path:
-  """The run directory named on the command line, checked to be one that can be written (or read)."""
-  if not text.strip():
-    raise UserError("--workdir is empty; give a directory, e.g. --workdir runs/my_run")
-  path = pathlib.Path(text)
-  if path.exists() and not path.is_dir():
-    raise UserError(f"--workdir {text} is a file; give a directory (new or an earlier run's)")
-  if must_exist:
-    return path
-  existing = next(p for p in (path.absolute(), *path.absolute().parents) if p.exists())
-  if not existing.is_dir():
-    raise UserError(f"--workdir {text} lies under {existing}, which is a file; give a directory elsewhere")
-  if not os.access(existing, os.W_OK | os.X_OK) or str(existing).startswith(("/proc", "/sys")):
-    raise UserError(f"--workdir {text}: {existing} cannot be written to; give a directory you can write")
-  return path
-
-
 def use_deterministic_ops(enabled: bool) -> None:
   """XLA reads its flags when the backend starts: set (or clear) GPU determinism before that."""
   flags = [f for f in os.environ.get("XLA_FLAGS", "").split() if not f.startswith("--xla_gpu_deterministic_ops")]
@@ -89,7 +72,7 @@ def use_deterministic_ops(enabled: bool) -> None:
 
 def _train(args, overrides) -> None:
   config = config_lib.load(args.config, arguments=overrides)
-  workdir = _workdir(args.workdir)
+  workdir = config_lib.workdir(args.workdir)
   use_deterministic_ops(config.deterministic)
   from nn_jax import interrupt, parallel, trainer  # imported late: bad input is reported before JAX starts
   with interrupt.StopRequest() as stop:  # from start-up on: a signal at any moment stops cleanly
@@ -111,7 +94,7 @@ def _parse_input(text: str, num_features: int) -> list[float]:
 
 
 def _predict(args) -> None:
-  workdir = _workdir(args.workdir, must_exist=True)
+  workdir = config_lib.workdir(args.workdir, must_exist=True)
   from nn_jax import data, parallel, tasks, trainer
   from nn_jax.evaluation import Evaluator
   config, model, variables = trainer.restore_for_inference(workdir)
@@ -125,7 +108,7 @@ def _predict(args) -> None:
 
 def _sweep(args, slurm_arguments) -> None:
   from nn_jax import interrupt, sweep
-  workdir = _workdir(args.workdir)
+  workdir = config_lib.workdir(args.workdir)
   if slurm_arguments and args.launcher == "local":
     raise UserError("--slurm.* parameters need --launcher slurm (or submitit_local)")
   parameters = {}
@@ -141,13 +124,13 @@ def _sweep(args, slurm_arguments) -> None:
 
 def _export(args) -> None:
   from nn_jax import export
-  out = export.export_run(_workdir(args.workdir, must_exist=True))
+  out = export.export_run(config_lib.workdir(args.workdir, must_exist=True))
   print(f"Exported to {out}: " + ", ".join(export.FILES) + ". Load it with nn_jax.load_exported(path).")
 
 
 def _report(args) -> None:
   from nn_jax import report
-  root = _workdir(args.workdir, must_exist=True)
+  root = config_lib.workdir(args.workdir, must_exist=True)
   if not root.is_dir():
     raise UserError(f"{args.workdir} does not exist; give a sweep's --workdir")
   print(report.write_report(root, args.metric, pathlib.Path(args.out) if args.out else None), end="")

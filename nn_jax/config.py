@@ -23,6 +23,7 @@ import importlib.util
 import json
 import math
 import os
+import pathlib
 
 import ml_collections
 from absl import flags
@@ -102,9 +103,15 @@ def override(config: ml_collections.ConfigDict, values: dict) -> ml_collections.
   for key, value in values.items():
     check_key(config, key)
     try:
+      default = _value(config, key)
+    except KeyError:  # a new optimizer or schedule keyword argument: optim.validate checks it
+      default = None
+    if default is not None and isinstance(value, bool) != isinstance(default, bool):
+      raise UserError(f"config.{key}={value!r}: expected a value of type {type(default).__name__} (the default is "
+                      f"{default!r}); True and False are not numbers here, nor numbers flags")
+    try:
       config.update_from_flattened_dict({key: tuple(value) if isinstance(value, list) else value})
     except TypeError as e:
-      default = _value(config, key)
       raise UserError(f"config.{key}={value!r}: expected a value of type {type(default).__name__} "
                       f"(the default is {default!r})") from e
   return config
@@ -115,6 +122,24 @@ def _value(config, key: str):
   for part in key.split("."):
     node = node[part]
   return node
+
+
+def workdir(text, must_exist: bool = False) -> pathlib.Path:
+  """The run directory a user named (on the command line or in the API), checked to be one that can be
+  written (or, `must_exist`, read)."""
+  if not isinstance(text, (str, os.PathLike)) or not str(text).strip():
+    raise UserError(f"the workdir {text!r} is empty or not a path; give a directory, e.g. runs/my_run")
+  path = pathlib.Path(text)
+  if path.exists() and not path.is_dir():
+    raise UserError(f"the workdir {text} is a file; give a directory (new or an earlier run's)")
+  if must_exist:
+    return path
+  existing = next(p for p in (path.absolute(), *path.absolute().parents) if p.exists())
+  if not existing.is_dir():
+    raise UserError(f"the workdir {text} lies under {existing}, which is a file; give a directory elsewhere")
+  if not os.access(existing, os.W_OK | os.X_OK) or str(existing).startswith(("/proc", "/sys")):
+    raise UserError(f"the workdir {text}: {existing} cannot be written to; give a directory you can write")
+  return path
 
 
 def load(spec: str, values: dict | None = None, arguments: list[str] = ()) -> ml_collections.ConfigDict:

@@ -21,7 +21,11 @@ class RunLock:
 
   def __init__(self, directory: pathlib.Path):
     self.path = directory / ".lock"
-    self._file = open(self.path, "a+")
+    try:
+      self._file = open(self.path, "a+")
+    except OSError as e:  # a folder of that name, a file this user cannot write
+      raise UserError(f"the lock file {self.path} cannot be opened ({e.strerror}); remove it (it only names the "
+                      f"process that holds the run directory) and start again") from None
     try:
       fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:

@@ -75,8 +75,9 @@ def _schedule_kwargs(schedule_config, total_steps: int) -> dict:
 def validate(optimizer_config, schedule_config) -> None:
   """Checks names and keyword arguments before any work starts; UserError naming the problem."""
   optimizer = _optax_function(optimizer_config.name, "optimizer", optimizer_names())
-  if not optimizer_config.learning_rate > 0:
-    raise UserError(f"config.optimizer.learning_rate must be positive, got {optimizer_config.learning_rate}")
+  if not 0 < optimizer_config.learning_rate < float("inf"):
+    raise UserError(f"config.optimizer.learning_rate must be positive and finite, got "
+                    f"{optimizer_config.learning_rate}")
   _bind(optimizer, "optimizer", optimizer_config.name, dict(optimizer_config.get("kwargs", {})), ("learning_rate",))
   if schedule_config.get("name"):
     schedule = _optax_function(schedule_config.name, "schedule", schedule_names())

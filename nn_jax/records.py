@@ -123,3 +123,18 @@ def read_config(workdir: pathlib.Path) -> dict:
     raise UserError(f"{path} is not valid JSON ({e.msg} at line {e.lineno}); restore it from the config file") from None
   except UnicodeDecodeError:
     raise UserError(f"{path} is not text (binary data); restore it from the config file") from None
+
+
+def read_summary(workdir: pathlib.Path) -> dict | None:
+  """summary.json, or None when the run has not finished; UserError when it is not a JSON object."""
+  path = workdir / "summary.json"
+  if not path.is_file():
+    return None
+  try:
+    summary = json.loads(path.read_text())
+  except (json.JSONDecodeError, UnicodeDecodeError):
+    summary = None
+  if not isinstance(summary, dict):
+    raise UserError(f"{path} is damaged (not a JSON object); train the run again with the same --workdir to "
+                    f"rewrite it, or remove the run")
+  return summary

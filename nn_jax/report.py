@@ -39,7 +39,10 @@ def find_diverged(root: pathlib.Path) -> list[tuple[pathlib.Path, str]]:
 
 def load_run(workdir: pathlib.Path) -> dict:
   config = records.flatten(records.read_config(workdir))
-  summary = json.loads((workdir / "summary.json").read_text())
+  summary = records.read_summary(workdir)
+  if not isinstance(summary.get("final"), dict):
+    raise UserError(f"{workdir / 'summary.json'} has no final metrics; train the run again with the same "
+                    f"--workdir to rewrite it, or remove the run")
   final = {f"{split}/{k}": v for split, metrics in summary["final"].items() for k, v in metrics.items()}
   final.update({f"{split}/{k}": v for split, metrics in summary.get("reference", {}).items() for k, v in metrics.items()})
   final.update({"predict(" + ",".join(f"{v:g}" for v in p["input"]) + ")": p["prediction"]

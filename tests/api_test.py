@@ -18,6 +18,12 @@ def test_train_returns_the_summary_the_history_and_a_predict_function(tmp_path, 
   assert result.predict(np.zeros((3, 2), np.float32)).shape == (3, 1)
   again = api.load(tmp_path)
   assert again.summary == result.summary and again.history == result.history
+  for batch in (np.zeros((3, 3)), np.zeros((0, 2)), np.zeros(2), [["110", "seven"]]):
+    with pytest.raises(UserError, match="predict takes a batch of"):
+      result.predict(batch)
+  (tmp_path / "summary.json").write_text('{"final": ')  # a run killed mid-copy, a disk that lost the end
+  with pytest.raises(UserError, match="summary.json is damaged"):
+    api.load(tmp_path)
 
 
 def test_the_cli_s_errors_raise(tmp_path):
@@ -26,6 +32,21 @@ def test_the_cli_s_errors_raise(tmp_path):
   with pytest.raises(UserError, match="num_epochs must be positive"):
     nn_jax.train(str(ROOT / "experiments" / "house_mlp.py"), tmp_path, num_epochs=0)
   assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("workdir,overrides,message", [
+    (None, {}, "is empty or not a path"),
+    ("README.md", {}, "is a file"),
+    ("run", {"seed": True}, "True and False are not numbers"),
+    ("run", {"progress": 1}, "True and False are not numbers"),
+    ("run", {"optimizer.learning_rate": float("inf")}, "must be positive and finite"),
+])
+def test_bad_api_arguments_raise_before_anything_is_written(tmp_path, monkeypatch, workdir, overrides, message):
+  monkeypatch.chdir(tmp_path)
+  (tmp_path / "README.md").write_text("a file")
+  with pytest.raises(UserError, match=message):
+    nn_jax.train(str(ROOT / "experiments" / "house_mlp.py"), workdir, **overrides)
+  assert sorted(p.name for p in tmp_path.iterdir()) == ["README.md"]
 
 
 @pytest.mark.slow

@@ -127,7 +127,7 @@ def test_predict_with_a_garbled_config_is_one_line(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("workdir,message", [
-    ("", "--workdir is empty"),
+    ("", "is empty or not a path"),
     ("README.md/run", "which is a file"),
     ("/proc/nn_jax_run", "cannot be written to"),
 ])

@@ -32,3 +32,9 @@ def test_a_lock_left_by_a_dead_process_is_taken_over(tmp_path):
   assert ready.is_set() and holder.exitcode == -signal.SIGKILL
   assert (tmp_path / ".lock").exists()  # its file is still there, naming the dead holder ...
   RunLock(tmp_path).release()  # ... but the operating system dropped its lock
+
+
+def test_a_lock_file_that_cannot_be_opened_is_one_line_naming_it(tmp_path):
+  (tmp_path / ".lock").mkdir()  # as an unwritable file would be for a user other than root
+  with pytest.raises(UserError, match=r"the lock file .*\.lock cannot be opened .*; remove it"):
+    RunLock(tmp_path)

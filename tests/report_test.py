@@ -49,6 +49,14 @@ def test_a_bad_metric_is_refused_before_anything_is_written(sweep, tmp_path, met
   assert not out.exists() and not (sweep / "runs.csv").exists()
 
 
+@pytest.mark.parametrize("text,message", [('{"final": {"test"', "is damaged"), ('{"epochs": 3}', "has no final metrics")])
+def test_a_damaged_summary_is_one_line_naming_it(sweep, text, message):
+  (sweep / "units-16" / "seed_1" / "summary.json").write_text(text)
+  with pytest.raises(UserError, match=f"units-16/seed_1/summary.json {message}"):
+    report.write_report(sweep)
+  assert not (sweep / "runs.csv").exists()
+
+
 def test_no_runs_is_an_error(tmp_path):
   with pytest.raises(UserError, match="no finished runs"):
     report.write_report(tmp_path)
