@@ -39,6 +39,35 @@ def test_the_cli_exports_and_a_folder_without_an_export_is_one_line(tmp_path, ca
     nn_jax.load_exported(tmp_path)
 
 
+def _truncate(path):
+  path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def _flip(path):
+  data = bytearray(path.read_bytes())
+  data[int(len(data) * 0.7)] ^= 0x01
+  path.write_bytes(bytes(data))
+
+
+def test_a_damaged_export_or_a_bad_batch_is_one_line(tmp_path):
+  assert cli.main(["train", "--config", "experiments/house_mlp.py", "--workdir", str(tmp_path),
+                   "--config.num_epochs=10", "--config.progress=False"]) == 0
+  out = export.export_run(tmp_path)
+  model = nn_jax.load_exported(out)
+  for batch in (np.zeros((2, 3)), np.zeros((0, 2)), np.zeros(2)):
+    with pytest.raises(UserError, match="the exported model takes a batch of shape"):
+      model(batch)
+  pristine = {name: (out / name).read_bytes() for name in export.FILES}
+  for name, damage, message in [("model.jaxexport", _truncate, "model.jaxexport in .* differ from the checksum"),
+                                ("variables.npz", _flip, "variables.npz in .* differ from the checksum"),
+                                ("variables.npz", lambda p: p.write_bytes(b"garbage"), "differ from the checksum"),
+                                ("model.json", _truncate, "model.json is damaged")]:
+    damage(out / name)
+    with pytest.raises(UserError, match=message):
+      nn_jax.load_exported(out)
+    (out / name).write_bytes(pristine[name])
+
+
 def test_the_readme_s_standalone_loader_needs_only_jax_and_numpy(tmp_path):
   assert cli.main(["train", "--config", "experiments/house_mlp.py", "--workdir", str(tmp_path),
                    "--config.num_epochs=10", "--config.progress=False"]) == 0
