@@ -20,6 +20,7 @@ import hashlib
 import json
 import pathlib
 import shutil
+import sys
 
 import jax
 import numpy as np
@@ -179,7 +180,7 @@ class Checkpoints:
       corrupt.mkdir(exist_ok=True)
       shutil.move(str(self.directory / str(step)), str(corrupt / str(step)))
     print(f"Warning: checkpoint {step} is unreadable ({reason}); moved it to {corrupt / str(step)} and falling "
-          f"back to the one before.", flush=True)
+          f"back to the one before.", file=sys.stderr, flush=True)
 
   def _steps_with_unparsable_metrics(self) -> list[int]:
     unparsable = []

@@ -9,6 +9,8 @@ when the data lives on the device, else sent with each call; the program and
 so the numbers are the same.
 """
 
+import sys
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -98,6 +100,10 @@ class Evaluator:
     if len(raw_inputs) == 0:
       return []
     raw = np.asarray(raw_inputs, np.float64)
+    not_finite = [inputs.tolist() for inputs in raw.reshape(len(raw), -1) if not np.isfinite(inputs).all()]
+    if not_finite:
+      print(f"Warning: inputs {', '.join(map(str, not_finite))} are not finite numbers (NaN, inf or beyond "
+            f"float64); their predictions mean nothing", file=sys.stderr, flush=True)
     values = self.predict_values(variables, raw)
     results = []
     for inputs, value in zip(raw, values.reshape(len(raw), -1)):

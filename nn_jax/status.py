@@ -25,10 +25,12 @@ class RunStatus:
       except (json.JSONDecodeError, UnicodeDecodeError):
         pass  # rewritten below; the checkpoints, not this file, decide where a run resumes
 
-  def start(self) -> None:
+  def start(self, last_checkpoint_step) -> None:
+    """The run (re)starts from its checkpoints, whose latest is `last_checkpoint_step` (None: none), whatever
+    a lost or damaged status.json said."""
     if self.fields["status"] == "running":
       self.fields["kills"] += 1
-    self.update(status="running", message="")
+    self.update(status="running", message="", last_checkpoint_step=last_checkpoint_step)
 
   def update(self, **fields) -> None:
     self.fields.update(fields, updated=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))

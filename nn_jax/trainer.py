@@ -217,7 +217,7 @@ def setup(configs: list, workdirs: list, launch: float | None = None, initial_pa
       for run in runs:
         records.write_config(run.workdir, run.config)
     for run in runs:
-      run.status.start()
+      run.status.start(run.checkpoints.latest_step())
     for run in runs:
       run.log = records.MetricsLog(run.workdir, resume_after_epoch=loop.epoch, enabled=primary)
     evaluator = Evaluator(built.model, built.task, dataset, mesh, base.eval_batch_size,

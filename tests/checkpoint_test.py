@@ -68,7 +68,7 @@ def test_an_unreadable_latest_checkpoint_is_set_aside_and_the_previous_one_used(
   sharding = parallel.replicated(parallel.make_mesh())
   restored, progress = Checkpoints(tmp_path / "checkpoints").restore_latest_good(_state(1), sharding)
   assert int(restored.step) == 1 and progress == {"epoch": 1}
-  assert "Warning: checkpoint 2 is unreadable" in capsys.readouterr().out
+  assert "Warning: checkpoint 2 is unreadable" in capsys.readouterr().err
   assert (tmp_path / "corrupt_checkpoints" / "2").is_dir()
 
 
@@ -122,7 +122,7 @@ def test_flipped_bytes_in_the_array_data_fail_the_checksum_and_the_previous_chec
   sharding = parallel.replicated(parallel.make_mesh())
   restored, progress = Checkpoints(tmp_path / "checkpoints").restore_latest_good(_state(1), sharding)
   assert int(restored.step) == 1 and progress == {"epoch": 1}
-  assert "Warning: checkpoint 2 is unreadable" in capsys.readouterr().out
+  assert "Warning: checkpoint 2 is unreadable" in capsys.readouterr().err
 
 
 def _remove_digests(step_dir):
@@ -154,8 +154,8 @@ def test_a_checkpoint_that_cannot_be_verified_is_set_aside_and_the_previous_one_
   restored, progress = Checkpoints(tmp_path / "checkpoints", best_metric="test/accuracy").restore_latest_good(
       _state(1), sharding)
   assert int(restored.step) == 1 and progress == {"epoch": 1}
-  out = capsys.readouterr().out
-  assert "Warning: checkpoint 2 is unreadable" in out and reason in out
+  err = capsys.readouterr().err
+  assert "Warning: checkpoint 2 is unreadable" in err and reason in err
 
 
 def test_predict_refuses_a_checkpoint_that_fails_its_checksum(tmp_path):

@@ -95,6 +95,15 @@ def test_predict_rejects_malformed_input(house_run, capsys, text):
   assert "must be 2 comma-separated numbers" in err and err.count("\n") == 1
 
 
+def test_predict_warns_of_inputs_that_are_not_finite(house_run, capsys):
+  capsys.readouterr()
+  assert cli.main(["predict", "--workdir", str(house_run), "--input", "nan,7", "--input", "110,1e400",
+                   "--input", "110,7"]) == 0
+  captured = capsys.readouterr()
+  assert "inputs [nan, 7.0], [110.0, inf] are not finite numbers" in captured.err
+  assert captured.out.count("Predicted price") == 3
+
+
 def test_predict_prints_the_articles_line(house_run, capsys):
   capsys.readouterr()
   assert cli.main(["predict", "--workdir", str(house_run), "--input", "110,7", "--input", "85,12"]) == 0

@@ -197,7 +197,7 @@ def test_garbled_latest_checkpoint_falls_back_to_the_previous_with_a_warning(tmp
   _flip_bytes_in_params(tmp_path / "checkpoints" / "14")
   resumed = cli(tmp_path)
   assert resumed.returncode == 0, resumed.stderr
-  assert "Warning: checkpoint 14 is unreadable" in resumed.stdout
+  assert "Warning: checkpoint 14 is unreadable" in resumed.stderr
   assert "Resuming from checkpoint at step 10" in resumed.stdout
   assert (tmp_path / "corrupt_checkpoints" / "14").is_dir()  # kept for inspection, not deleted
   assert_identical_runs(uninterrupted, tmp_path)
@@ -210,7 +210,7 @@ def test_truncated_checkpoint_falls_back_too(tmp_path):
       path.write_bytes(path.read_bytes()[: path.stat().st_size // 3])
   resumed = cli(tmp_path)
   assert resumed.returncode == 0, resumed.stderr
-  assert "Warning: checkpoint 10 is unreadable" in resumed.stdout and "at step 5" in resumed.stdout
+  assert "Warning: checkpoint 10 is unreadable" in resumed.stderr and "at step 5" in resumed.stdout
 
 
 def test_unreadable_config_json_is_a_clear_error_not_a_fresh_start(tmp_path):
@@ -268,7 +268,7 @@ def test_a_flipped_byte_in_a_checkpoint_is_caught_by_its_checksum(tmp_path, unin
   assert predicted.returncode == 1 and "fails its checksum" in predicted.stderr and _one_line(predicted)
   resumed = cli(tmp_path)
   assert resumed.returncode == 0, resumed.stderr
-  assert "Warning: checkpoint 14 is unreadable" in resumed.stdout and "at step 10" in resumed.stdout
+  assert "Warning: checkpoint 14 is unreadable" in resumed.stderr and "at step 10" in resumed.stdout
   assert_identical_runs(uninterrupted, tmp_path)
 
 
