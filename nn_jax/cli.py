@@ -5,6 +5,7 @@ Every problem with the input is reported as one line on stderr with exit code
 """
 
 import argparse
+import errno
 import logging
 import os
 import pathlib
@@ -157,4 +158,21 @@ def main(argv=None) -> int:
   except UserError as e:
     print(f"nn_jax: error: {e}", file=sys.stderr)
     return e.exit_code
+  except Exception as e:
+    full = _disk_full(e)
+    if full is None:
+      raise
+    print(f"nn_jax: error: no space left on the device writing {full.filename or 'the run directory'}; free "
+          f"space, then run the same command again (a run resumes from its last complete checkpoint)",
+          file=sys.stderr)
+    return 1
   return 0
+
+
+def _disk_full(error: BaseException):
+  """The full-disk OSError in `error`'s chain (orbax wraps the one its writer thread met), or None."""
+  while error is not None:
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+      return error
+    error = error.__cause__ or error.__context__
+  return None

@@ -25,11 +25,15 @@ from nn_jax.errors import UserError
 def write_text_atomically(path: pathlib.Path, text: str) -> None:
   """A reader (or a run killed mid-write) never sees half a file: written aside, synced, then renamed."""
   partial = path.with_suffix(path.suffix + ".part")
-  with open(partial, "w") as f:
-    f.write(text)
-    f.flush()
-    os.fsync(f.fileno())
-  partial.replace(path)
+  try:
+    with open(partial, "w") as f:
+      f.write(text)
+      f.flush()
+      os.fsync(f.fileno())
+    partial.replace(path)
+  except OSError:  # a full disk: the old file stays whole, and no stray part is left beside it
+    partial.unlink(missing_ok=True)
+    raise
 
 
 def write_json(path: pathlib.Path, obj) -> None:

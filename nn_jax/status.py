@@ -1,6 +1,7 @@
 """status.json: what a run directory's run is doing, or how it ended.
 
-`status` is running, done, diverged or preempted. A run that finds "running"
+`status` is running, done, diverged, preempted or failed (an error ended it;
+`message` says which). A run that finds "running"
 at its start knows the previous process died without a word (SIGKILL, OOM,
 power), and counts it in `kills`; SIGTERM and Ctrl-C count in `preemptions`.
 """

@@ -500,8 +500,21 @@ def train(configs: list, workdirs: list, launch: float | None = None, initial_pa
   session = setup(configs, [pathlib.Path(w) for w in workdirs], launch, initial_params)
   try:
     return _train_session(session, stop)
+  except Exception as error:
+    _record_failure(session, error)
+    raise
   finally:
     session.loop.watchdog.close()  # after finish: its final evaluation is watched too
+
+
+def _record_failure(session: Session, error: Exception) -> None:
+  """Marks the runs still `running` as `failed`, with the error, so that status.json does not claim a run
+  that no process trains (best effort: on a full disk the status may not be written either)."""
+  for run in session.runs:
+    if run.status.fields.get("status") == "running":
+      with contextlib.suppress(OSError):
+        run.status.update(status="failed", message=f"{type(error).__name__}: {str(error).splitlines()[0][:300]}"
+                          if str(error) else type(error).__name__)
 
 
 def _train_session(session: Session, stop) -> list[dict] | None:

@@ -1,5 +1,7 @@
 """Bad input gets one clear line and exit code 2, before anything is written or computed."""
 
+import errno
+import json
 import subprocess
 import sys
 
@@ -7,6 +9,7 @@ import pytest
 
 from conftest import ROOT
 from nn_jax import cli
+from nn_jax.checkpoint import Checkpoints
 
 HOUSE = str(ROOT / "experiments" / "house_mlp.py")
 
@@ -93,6 +96,29 @@ def test_predict_rejects_malformed_input(house_run, capsys, text):
   assert cli.main(["predict", "--workdir", str(house_run), "--input", text]) == 2
   err = capsys.readouterr().err
   assert "must be 2 comma-separated numbers" in err and err.count("\n") == 1
+
+
+def test_a_full_disk_while_saving_is_one_line_and_the_status_says_failed(tmp_path, capsys, monkeypatch):
+  saves = []
+
+  def save(self, state, progress, metrics=None):
+    saves.append(int(state.step))
+    if len(saves) == 2:  # the disk fills up after the first checkpoint
+      raise RuntimeError("orbax's writer failed") from OSError(errno.ENOSPC, "No space left on device",
+                                                              str(self.directory / "2"))
+    save_for_real(self, state, progress, metrics)
+
+  save_for_real = Checkpoints.save
+  monkeypatch.setattr(Checkpoints, "save", save)
+  workdir = tmp_path / "run"
+  assert cli.main(["train", "--config", HOUSE, "--workdir", str(workdir), "--config.num_epochs=20",
+                   "--config.checkpoint_every_epochs=5", "--config.progress=False"]) == 1
+  err = capsys.readouterr().err
+  assert "no space left on the device writing" in err and "run the same command again" in err
+  assert err.count("\n") == 1
+  status = json.loads((workdir / "status.json").read_text())
+  assert status["status"] == "failed" and "RuntimeError" in status["message"]
+  assert not list(workdir.rglob("*.part"))
 
 
 def test_predict_warns_of_inputs_that_are_not_finite(house_run, capsys):
