@@ -162,11 +162,12 @@ def test_checksums_are_the_ones_tfds_registers():
 
 @pytest.mark.slow
 @needs_shared_tfds
-def test_a_damaged_prepared_copy_is_one_line_naming_it_and_the_remedy(tmp_path):
+@pytest.mark.parametrize("damaged", ["mnist-train.array_record*", "dataset_info.json"])
+def test_a_damaged_prepared_copy_is_one_line_naming_it_and_the_remedy(tmp_path, damaged):
   shutil.copytree(SHARED_TFDS / "mnist", tmp_path / "mnist")
-  record = next((tmp_path / "mnist" / "3.0.1").glob("mnist-train.array_record*"))
-  record.chmod(0o644)
-  record.write_bytes(record.read_bytes()[: record.stat().st_size // 2])
+  path = next((tmp_path / "mnist" / "3.0.1").glob(damaged))
+  path.chmod(0o644)
+  path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
   with pytest.raises(UserError) as error:
     mnist.load(data_dir=str(tmp_path), cache_dir="none")
   message = str(error.value)

@@ -79,10 +79,15 @@ def _prepared(data_dir: pathlib.Path) -> pathlib.Path | None:
 
 
 def _sources(data_dir: pathlib.Path, manual_dir: pathlib.Path, mirror_url: str):
-  if _is_prepared("mnist", "3.0.1", data_dir):
-    return _open("mnist", data_dir)
-  if _is_prepared("nn_jax_mnist", "1.0.0", data_dir):
-    return _open("nn_jax_mnist", data_dir)
+  for name, version in (("mnist", "3.0.1"), ("nn_jax_mnist", "1.0.0")):
+    if _is_prepared(name, version, data_dir):
+      try:
+        return _open(name, data_dir)
+      except Exception as e:  # tfds reports a damaged dataset_info.json as a protobuf ParseError, and more
+        raise UserError(f"MNIST's prepared copy in {data_dir / name / version} cannot be opened "
+                        f"({type(e).__name__}: {str(e).splitlines()[0][-160:]}); its dataset_info.json or "
+                        f"features.json is damaged: delete that folder to prepare it again, or set TFDS_DATA_DIR "
+                        f"to an intact copy", exit_code=1) from e
   try:  # tfds.testing.mock_data serves `mnist` with no files at all
     return _open("mnist", data_dir)
   except (NotImplementedError, RuntimeError, tfds.core.DatasetNotFoundError, FileNotFoundError):
