@@ -290,9 +290,13 @@ def test_none_readable_is_refused_every_time(tmp_path):
   assert faulty("kill_after_save", 2, tmp_path).returncode == -signal.SIGKILL
   for step in ("5", "10"):
     _flip_bytes_in_params(tmp_path / "checkpoints" / step)
-  for _ in range(2):
+  for attempt in range(2):
     result = cli(tmp_path)
-    assert result.returncode == 1 and _one_line(result)
+    *warnings, error = result.stderr.strip().splitlines()
+    assert result.returncode == 1 and error.startswith("nn_jax: error: ")
+    # The first attempt names each checkpoint it set aside (stderr, before the error); the second has none left.
+    assert [w.split(" is unreadable")[0] for w in warnings] == (
+        ["Warning: checkpoint 10", "Warning: checkpoint 5"] if attempt == 0 else [])
 
 
 def test_a_second_writer_is_refused_naming_the_first(tmp_path):
