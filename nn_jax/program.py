@@ -8,6 +8,7 @@ times exactly what trains.
 """
 
 import dataclasses
+import functools
 
 import flax.linen as nn
 import jax
@@ -35,6 +36,15 @@ def microbatch_count(batch_size: int, microbatch_size: int) -> int:
   return batch_size // microbatch_size
 
 
+@functools.cache
+def _init_function(model: nn.Module, input_shape: tuple):
+  """`model.init` compiled once per model and input shape: run eagerly, initialization dispatches
+  dozens of tiny programs, which outlast a small model's training. Linen modules compare by their
+  fields, so equal configs share the compiled function."""
+  return jax.jit(lambda key_data: model.init(jax.random.wrap_key_data(key_data),
+                                             jnp.zeros((1, *input_shape), jnp.float32)))
+
+
 def initial_state(config: ml_collections.ConfigDict, model: nn.Module, input_shape, num_examples: int = 1,
                   params=None) -> TrainState:
   """One run's state before the first step; its keys derive from `config.seed` alone.
@@ -43,8 +53,7 @@ def initial_state(config: ml_collections.ConfigDict, model: nn.Module, input_sha
   starting from another program's weights, a warm start); UserError when the tree differs.
   """
   keys = seed_keys(config.seed)
-  variables = model.init(jax.random.wrap_key_data(keys["init"]), jnp.zeros((1, *input_shape), jnp.float32))
-  variables = dict(variables)
+  variables = dict(_init_function(model, tuple(input_shape))(keys["init"]))
   initialized = variables.pop("params")
   if params is not None:
     expected = jax.tree_util.tree_map(lambda a: a.shape, initialized)

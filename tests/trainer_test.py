@@ -4,6 +4,7 @@ import json
 import time
 
 import jax
+import ml_collections
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
@@ -153,6 +154,20 @@ def test_given_initial_params_must_match_the_model():
   model = trainer.models.build(config.model)
   with pytest.raises(UserError, match="do not match MLP"):
     program.initial_state(config, model, (2,), params={"hidden_0": {"kernel": np.zeros((3, 4))}})
+
+
+def test_initial_state_is_the_seeds_init_compiled_once_per_model():
+  config = experiment("recurrent_series:gru", "model.units=3")
+  model = trainer.models.build(config.model)
+  key = program.seed_keys(config.seed)["init"]
+  eager = model.init(jax.random.wrap_key_data(key), np.zeros((1, 10, 1), np.float32))["params"]
+  _assert_same(program.initial_state(config, model, (10, 1)).params, eager)  # bit for bit: the same checkpoints
+  misses = program._init_function.cache_info().misses
+  again = trainer.models.build(experiment("recurrent_series:gru", "model.units=3", "seed=1").model)
+  program.initial_state(config, again, (10, 1))
+  assert program._init_function.cache_info().misses == misses  # an equal model reuses the compiled init
+  listed = ml_collections.ConfigDict({"name": "mlp", "hidden_units": [4, 4], "output_units": 1})  # as JSON reads
+  hash(trainer.models.build(listed))
 
 
 def test_microbatch_count():

@@ -42,8 +42,9 @@ COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 
 def build(model_config: ml_collections.ConfigDict, compute_dtype: str = "float32") -> nn.Module:
-  """The model `model_config` names, computing in `compute_dtype`."""
-  kwargs = {k: v for k, v in model_config.items() if k != "name"}
+  """The model `model_config` names, computing in `compute_dtype`. A list becomes a tuple: a module's
+  fields are frozen, and the program caches its compiled initialization by the module's hash."""
+  kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in model_config.items() if k != "name"}
   return MODELS[model_config.name](**kwargs, dtype=COMPUTE_DTYPES[compute_dtype])
 
 
