@@ -13,6 +13,7 @@ train as one compiled program (config.RUN_AXIS_KEYS), each with its own values.
 """
 
 import difflib
+import functools
 import inspect
 
 import ml_collections
@@ -23,7 +24,7 @@ from nn_jax.errors import UserError
 _STEP_COUNTS = ("decay_steps", "transition_steps")
 
 
-def _optax_function(name: str, kind: str, names: list[str]):
+def _optax_function(name: str, kind: str, names: tuple[str, ...]):
   if name not in names:
     close = [n for n in names if name and name in n][:3] or difflib.get_close_matches(name, names, n=3, cutoff=0.5)
     hint = f"did you mean {' or '.join(close)}?" if close else f"optax offers: {', '.join(names)}"
@@ -31,7 +32,8 @@ def _optax_function(name: str, kind: str, names: list[str]):
   return getattr(optax, name)
 
 
-def optimizer_names() -> list[str]:
+@functools.cache  # each config's validation asks; a sweep validates hundreds
+def optimizer_names() -> tuple[str, ...]:
   """optax's optimizers: public functions that take a learning rate and build a transformation."""
   names = []
   for name in dir(optax):
@@ -43,11 +45,11 @@ def optimizer_names() -> list[str]:
         names.append(name)
     except (TypeError, ValueError):
       continue
-  return sorted(names)
+  return tuple(sorted(names))
 
 
-def schedule_names() -> list[str]:
-  return sorted(name for name in dir(optax) if name.endswith("_schedule") and not name.startswith("scale"))
+def schedule_names() -> tuple[str, ...]:
+  return tuple(sorted(name for name in dir(optax) if name.endswith("_schedule") and not name.startswith("scale")))
 
 
 def _bind(function, kind: str, name: str, kwargs: dict, fixed: tuple = ()) -> None:
