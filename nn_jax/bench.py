@@ -251,6 +251,33 @@ def case_house_mlp(repeats):
   return {"jax_seconds": jax_seconds, "compile_seconds": epoch_loop.compile_seconds, "numpy_seconds": numpy_seconds}
 
 
+def case_cnn_checkpoint_save(repeats, saves=10):
+  """What saving a CNN checkpoint (params, Adam moments, RNG key, position, digests) asynchronously costs the
+  training thread (until `save` returns), and the whole save until it is on disk."""
+  import tempfile
+  import pathlib
+  from nn_jax import program
+  from nn_jax import config as config_lib
+  from nn_jax import models
+  from nn_jax.checkpoint import Checkpoints
+  config = config_lib.load("experiments/cnn_mnist.py")
+  state = program.initial_state(config, models.build(config.model, config.compute_dtype), (28, 28, 1))
+  progress = {"epoch": 1, "batch": 0}
+  blocking, whole = [], []
+  with tempfile.TemporaryDirectory() as directory:
+    checkpoints = Checkpoints(pathlib.Path(directory) / "checkpoints", asynchronous=True)
+    for i in range(repeats * saves + 1):
+      start = time.perf_counter()
+      checkpoints.save(state.replace(step=i), progress)
+      returned = time.perf_counter()
+      checkpoints.wait()
+      if i:  # the first save builds orbax's handlers
+        blocking.append(returned - start)
+        whole.append(time.perf_counter() - start)
+    checkpoints.close()
+  return {"save_returns_ms": float(np.median(blocking)) * 1e3, "save_on_disk_ms": float(np.median(whole)) * 1e3}
+
+
 def case_torch_cnn(repeats):
   """PyTorch eager, the same CNN, batch 200, Adam, on this machine's accelerator (or CPU): a same-run
   reference (nn_jax/bench_torch.py). Skipped where torch is not installed."""
@@ -290,6 +317,7 @@ CASES = {
     **{f"lstm_{recurrence}_b{batch}": (lambda r, rec=recurrence, b=batch: case_rnn_train(r, "lstm", b, rec))
        for recurrence in LSTM_ALTERNATIVES for batch in (32, 256)},
     "house_mlp": case_house_mlp,
+    "cnn_checkpoint_save": case_cnn_checkpoint_save,
 }
 CPU_ONLY = ("cnn_train_microbatch_200", "cnn_train_microbatch_100", "cnn_train_microbatch_25",
             "cnn_train_plain_microbatch_50")  # the fused CPU path's ablations
@@ -416,6 +444,10 @@ def summary_table(r: dict) -> str:
     lines.append(f"| CNN: the trainer's loop / the step alone (data_on_device={loop['data_on_device']}, "
                  f"{loop['steps_per_dispatch']} steps per dispatch) | {loop['loop_step_ms']:.2f} / {loop['step_ms']:.2f} "
                  f"ms per step = {loop['ratio']:.3f} ({loop['loop_images_per_second']:.0f} img/s in the loop) |")
+  save = _ok(r, "cnn_checkpoint_save")
+  if save:
+    lines.append(f"| CNN checkpoint save (asynchronous): until `save` returns / until on disk | "
+                 f"{save['save_returns_ms']:.1f} / {save['save_on_disk_ms']:.1f} ms |")
   epochs = [(name, _ok(r, name)) for name in ACCELERATOR_ONLY]
   shown = [f"K={c['steps_per_dispatch']}{' (host data)' if c['data_on_device'] == 'false' else ''} "
            f"{c['epoch_seconds']:.2f} s ({c['images_per_second']:.0f} img/s)" for _, c in epochs if c]

@@ -1,8 +1,9 @@
 """Orbax checkpoints of a run: params, optimizer state, model state (with the RNG) and the run's position.
 
 Each is its own item, so that `predict` restores params and model state
-without the optimizer state. Every save also records a sha256 digest of each
-item, the metrics that rank it included (`digests`); a restore recomputes them,
+without the optimizer state. Every save also records sha256 digests of each
+item, shard by shard, the metrics that rank it included (`digests`, hashed off
+the training thread: nn_jax/checkpoint_digests.py); a restore recomputes them,
 so a checkpoint whose stored bytes changed (a flipped bit that still decodes)
 counts as unreadable, exactly like a truncated one or one without digests: set
 aside with a warning naming the step, the one before used.
@@ -16,7 +17,6 @@ that window to check). Restoring places every array with the sharding asked
 for, so a checkpoint written on N devices restores on M.
 """
 
-import hashlib
 import json
 import pathlib
 import shutil
@@ -28,23 +28,9 @@ import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers
 
 from nn_jax import parallel
+from nn_jax.checkpoint_digests import ChecksumMismatch, DigestsHandler, DigestsRestore, DigestsSave
+from nn_jax.checkpoint_digests import host_copies, json_digest, verify
 from nn_jax.errors import UserError
-
-
-class ChecksumMismatch(Exception):
-  """A restored item's digest differs from the one recorded when it was saved."""
-
-
-def tree_digest(tree) -> str:
-  """sha256 of every leaf's bytes in tree order: equal digests, bit-identical trees."""
-  digest = hashlib.sha256()
-  for leaf in jax.tree_util.tree_leaves(jax.device_get(tree)):
-    digest.update(np.ascontiguousarray(leaf).tobytes())
-  return digest.hexdigest()
-
-
-def _json_digest(obj) -> str:
-  return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()
 
 
 class Checkpoints:
@@ -67,7 +53,7 @@ class Checkpoints:
         preservation_policy=checkpoint_managers.AnyPreservationPolicy(policies))
     handlers = {"params": ocp.StandardCheckpointHandler(), "opt_state": ocp.StandardCheckpointHandler(),
                 "model_state": ocp.StandardCheckpointHandler(), "progress": ocp.JsonCheckpointHandler(),
-                "digests": ocp.JsonCheckpointHandler()}  # named up front, so metadata reads before any restore
+                "digests": DigestsHandler()}  # named up front, so metadata reads before any restore
     try:
       self.manager = ocp.CheckpointManager(self.directory, options=options, item_handlers=handlers)
     except ValueError:  # orbax reads every step's metrics when it opens: one of them does not parse
@@ -88,12 +74,11 @@ class Checkpoints:
       metrics = None  # a mid-epoch save has no evaluation to rank it by
     progress = json.loads(json.dumps(progress))  # a snapshot: an asynchronous write must not see later changes
     items = {"params": state.params, "opt_state": state.opt_state, "model_state": _model_state_item(state)}
-    digests = {name: tree_digest(tree) for name, tree in items.items()} | {"progress": _json_digest(progress)}
-    if metrics is not None:
-      digests["metrics"] = _json_digest(metrics)
+    json_items = {"progress": progress} | ({"metrics": metrics} if metrics is not None else {})
+    digests = DigestsSave(host_copies(items), {name: json_digest(obj) for name, obj in json_items.items()})
     self.manager.save(int(state.step), metrics=metrics, args=ocp.args.Composite(
         **{name: ocp.args.StandardSave(tree) for name, tree in items.items()},
-        progress=ocp.args.JsonSave(progress), digests=ocp.args.JsonSave(digests)))
+        progress=ocp.args.JsonSave(progress), digests=digests))
     if not self.asynchronous:
       self.wait()
 
@@ -159,16 +144,12 @@ class Checkpoints:
     """Raises ChecksumMismatch unless every restored item has the digest recorded at its save."""
     if not (self.directory / str(step) / "digests").exists():
       raise ChecksumMismatch("its digests item is missing, so nothing in it can be verified")
-    recorded = self.manager.restore(step, args=ocp.args.Composite(digests=ocp.args.JsonRestore())).digests
-    actual = {name: tree_digest(tree) for name, tree in trees.items()}
-    if progress is not None:
-      actual["progress"] = _json_digest(progress)
+    recorded = self.manager.restore(step, args=ocp.args.Composite(digests=DigestsRestore())).digests
+    json_items = {"progress": progress} if progress is not None else {}
     metrics = self.manager.metrics(step)
     if metrics is not None or "metrics" in recorded:
-      actual["metrics"] = _json_digest(metrics)
-    changed = [name for name, digest in actual.items() if recorded.get(name) != digest]
-    if changed:
-      raise ChecksumMismatch(f"{', '.join(changed)} differ from the checksum recorded at the save")
+      json_items["metrics"] = metrics
+    verify(recorded, trees, json_items)
 
   def _set_aside(self, step: int, error: Exception) -> None:
     self._move_aside(step, f"{type(error).__name__}: {str(error).splitlines()[0][:120]}")

@@ -28,7 +28,8 @@ import orbax.checkpoint
 from nn_jax import auto, compilation_cache, data, interrupt, models, optim, parallel, pictures, plots, program, records
 from nn_jax import stopping, tasks
 from nn_jax import config as config_lib
-from nn_jax.checkpoint import Checkpoints, tree_digest
+from nn_jax.checkpoint import Checkpoints
+from nn_jax.checkpoint_digests import tree_digest
 from nn_jax.errors import UserError
 from nn_jax.evaluation import Evaluator
 from nn_jax.lock import RunLock

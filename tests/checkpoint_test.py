@@ -1,16 +1,22 @@
 """Orbax checkpoints: every part of the train state round-trips; unreadable ones are set aside."""
 
 import asyncio
+import hashlib
+import json
 import shutil
+import subprocess
+import sys
+import threading
 
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from conftest import experiment
+from conftest import ROOT, experiment, subprocess_env
 from nn_jax import models, parallel, program
 from nn_jax.checkpoint import Checkpoints
+from nn_jax.checkpoint_digests import json_digest, tree_digest
 from nn_jax.errors import UserError
 
 
@@ -165,3 +171,97 @@ def test_predict_refuses_a_checkpoint_that_fails_its_checksum(tmp_path):
   _flip_bytes_in_the_stored_arrays(tmp_path / "1")
   with pytest.raises(UserError, match="checkpoint 1 under .* fails its checksum"):
     Checkpoints(tmp_path, read_only=True).restore_variables(parallel.replicated(parallel.make_mesh()))
+
+
+def test_array_digests_are_hashed_off_the_training_thread_from_copies_taken_at_the_save(tmp_path, monkeypatch):
+  sha256, release, hashed_on = hashlib.sha256, threading.Event(), []
+
+  class HeldUp:  # hashes of array data wait until released, except on the training thread (to fail, not hang)
+    def __init__(self, data=b""):
+      self.digest = sha256()
+      self.update(data)
+
+    def update(self, data):
+      if memoryview(data).nbytes > 1024:
+        hashed_on.append(threading.current_thread())
+        if threading.current_thread() is not threading.main_thread():
+          release.wait(60)
+      self.digest.update(data)
+
+    def hexdigest(self):
+      return self.digest.hexdigest()
+
+  saved = _trained(2)
+  expected = jax.tree_util.tree_map(np.array, saved)
+  checkpoints = Checkpoints(tmp_path, asynchronous=True)
+  monkeypatch.setattr(hashlib, "sha256", HeldUp)  # after the compilations, whose cache keys are sha256s
+  checkpoints.save(saved, {"epoch": 2})  # returns while the hashes wait
+  assert threading.main_thread() not in hashed_on
+  jax.tree_util.tree_map(lambda a: isinstance(a, jax.Array) and a.delete(), saved)  # what the next step's donation does to the arrays
+  release.set()
+  checkpoints.close()
+  monkeypatch.undo()
+  assert hashed_on
+  restored, _ = Checkpoints(tmp_path).restore_latest_good(_state(1), parallel.replicated(parallel.make_mesh()))
+  _assert_same(expected.params, restored.params)
+  _assert_same(expected.opt_state, restored.opt_state)
+
+
+@pytest.mark.parametrize("flip", [False, True])
+def test_digests_of_whole_trees_are_still_checked(tmp_path, capsys, flip):
+  """Checkpoints written with one digest per item (not per shard) resume, and are checked."""
+  checkpoints = Checkpoints(tmp_path / "checkpoints")
+  for step in (1, 2):
+    checkpoints.save(_trained(step), {"epoch": step})
+  checkpoints.close()
+  for step in (1, 2):
+    digests = tmp_path / "checkpoints" / str(step) / "digests"
+    (digests / "process_0").unlink()
+    state = _trained(step)
+    (digests / "metadata").write_text(json.dumps({
+        "params": tree_digest(state.params), "opt_state": tree_digest(state.opt_state),
+        "model_state": tree_digest({"rng": state.rng, **state.model_state}), "progress": json_digest({"epoch": step})}))
+  if flip:
+    _flip_bytes_in_the_stored_arrays(tmp_path / "checkpoints" / "2")
+  restored, progress = Checkpoints(tmp_path / "checkpoints").restore_latest_good(
+      _state(1), parallel.replicated(parallel.make_mesh()))
+  assert int(restored.step) == (1 if flip else 2)
+  assert ("Warning: checkpoint 2 is unreadable" in capsys.readouterr().err) == flip
+
+
+SHARDED = """
+import jax, numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from nn_jax import checkpoint_digests as d
+mesh = Mesh(np.array(jax.devices()).reshape(2, 2), ("a", "b"))
+place = lambda tree, spec: {k: jax.device_put(v, NamedSharding(mesh, P(*spec[:v.ndim]))) for k, v in tree.items()}
+values = {"w": np.arange(48, dtype=np.float32).reshape(8, 6), "b": np.arange(8, dtype=np.float32)}
+saved = place(values, P("a", "b"))
+recorded = d.hash_shards(d.host_copies({"params": saved}))
+print("shards", {path: sorted(shards) for path, shards in recorded["params"].items()})
+for name, spec in (("same", P("a", "b")), ("replicated", P()), ("rows", P("a")), ("quarters", P(("a", "b")))):
+  try:
+    d.verify(recorded, {"params": place(values, spec)}, {})
+    print(name, "ok")
+  except d.ChecksumMismatch as e:
+    print(name, e)
+changed = dict(values, w=values["w"].copy())
+changed["w"][7, 5] += 1
+try:
+  d.verify(recorded, {"params": place(changed, P("a", "b"))}, {})
+except d.ChecksumMismatch as e:
+  print("changed", e)
+"""
+
+
+@pytest.mark.slow  # a subprocess with four CPU devices
+def test_digests_are_per_shard_and_checked_by_the_shards_a_restore_holds():
+  result = subprocess.run([sys.executable, "-c", SHARDED], capture_output=True, text=True, cwd=ROOT, timeout=120,
+                          env=subprocess_env(XLA_FLAGS="--xla_force_host_platform_device_count=4"))
+  assert result.returncode == 0, result.stderr[-2000:]
+  lines = dict(line.split(" ", 1) for line in result.stdout.splitlines())
+  # w's four blocks, each recorded once; b (split along "a", replicated along "b") in its two halves
+  assert lines["shards"] == str({"['b']": ["0:4", "4:8"], "['w']": ["0:4,0:3", "0:4,3:6", "4:8,0:3", "4:8,3:6"]})
+  assert lines["same"] == lines["replicated"] == lines["rows"] == "ok"  # every saved block inside a held shard
+  assert lines["quarters"].startswith("params cannot be checked")  # rows 0:2, 2:4, ...: no block whole
+  assert lines["changed"].startswith("params differ")
