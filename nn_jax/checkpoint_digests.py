@@ -21,6 +21,8 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from nn_jax import parallel
+
 
 class ChecksumMismatch(Exception):
   """A restored item's digest differs from the one recorded when it was saved, or cannot be checked."""
@@ -42,29 +44,34 @@ def _bytes_digest(array: np.ndarray) -> str:
   return hashlib.sha256(np.ascontiguousarray(array).reshape(-1).view(np.uint8)).hexdigest()
 
 
+def _ranges(index: tuple, shape: tuple) -> list:
+  """A shard's place in its array, as a range per dimension."""
+  return [range(*s.indices(dim)) for s, dim in zip(index, shape)]
+
+
 def _index_key(index: tuple, shape: tuple) -> str:
   """A shard's place in its array, as "start:stop" per dimension ("" for a scalar)."""
-  return ",".join(f"{s.start or 0}:{dim if s.stop is None else s.stop}" for s, dim in zip(index, shape))
+  return ",".join(f"{r.start}:{r.stop}" for r in _ranges(index, shape))
 
 
 def _index(key: str) -> tuple:
   return tuple(slice(*map(int, part.split(":"))) for part in key.split(",")) if key else ()
 
 
-def _own_shards(leaf):
-  """(index key, array) of each shard of `leaf` that this process writes."""
+def _local_shards(leaf) -> list:
+  """(index, replica id, data) of each shard of `leaf` on this process; a NumPy leaf is one shard, the
+  primary process's copy being replica 0."""
   if not isinstance(leaf, jax.Array):
-    leaf = np.asarray(leaf)
-    return [(_index_key((slice(None),) * leaf.ndim, leaf.shape), leaf)] if jax.process_index() == 0 else []
-  return [(_index_key(shard.index, leaf.shape), shard.data) for shard in leaf.addressable_shards
-          if shard.replica_id == 0]
+    return [((slice(None),) * np.ndim(leaf), 0 if parallel.is_primary() else 1, leaf)]
+  return [(shard.index, shard.replica_id, shard.data) for shard in leaf.addressable_shards]
 
 
 def host_copies(items: dict) -> list:
-  """(item, leaf path, index key, host copy) of every shard this process writes; the copies stay valid
-  after the arrays are donated to the next step."""
-  shards = [(name, jax.tree_util.keystr(path), key, data) for name, tree in items.items()
-            for path, leaf in jax.tree_util.tree_leaves_with_path(tree) for key, data in _own_shards(leaf)]
+  """(item, leaf path, index key, host copy) of every shard this process writes (replica 0, as orbax);
+  the copies stay valid after the arrays are donated to the next step."""
+  shards = [(name, jax.tree_util.keystr(path), _index_key(index, np.shape(leaf)), data)
+            for name, tree in items.items() for path, leaf in jax.tree_util.tree_leaves_with_path(tree)
+            for index, replica, data in _local_shards(leaf) if replica == 0]
   for *_, data in shards:
     if isinstance(data, jax.Array):
       data.copy_to_host_async()  # all transfers in flight at once
@@ -104,8 +111,7 @@ def verify(recorded: dict, trees: dict, json_items: dict) -> None:
     if not isinstance(paths, dict) or set(paths) != set(held):
       raise ChecksumMismatch(f"{name} holds other arrays than its digests record")
     for path in sorted(paths):
-      local = [(shard.index, shard.data) for shard in held[path].addressable_shards] if isinstance(
-          held[path], jax.Array) else [((slice(None),) * np.ndim(held[path]), held[path])]
+      local = [(index, data) for index, _, data in _local_shards(held[path])]
       for key, digest in sorted(paths[path].items()):
         block = _block(local, _index(key), np.shape(held[path]))
         checks.append((name, block is not None, block is not None and _bytes_digest(block) != digest))
@@ -127,9 +133,9 @@ def verify(recorded: dict, trees: dict, json_items: dict) -> None:
 
 def _block(local: list, index: tuple, shape: tuple):
   """The host copy of the recorded shard at `index`, cut from a local shard that holds it whole, or None."""
-  want = [range(*s.indices(dim)) for s, dim in zip(index, shape)]
+  want = _ranges(index, shape)
   for shard_index, data in local:
-    have = [range(*s.indices(dim)) for s, dim in zip(shard_index, shape)]
+    have = _ranges(shard_index, shape)
     if all(h.start <= w.start and w.stop <= h.stop for h, w in zip(have, want)):
       return np.asarray(data)[tuple(slice(w.start - h.start, w.stop - h.start) for h, w in zip(have, want))]
   return None
