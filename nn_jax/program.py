@@ -53,7 +53,10 @@ def initial_state(config: ml_collections.ConfigDict, model: nn.Module, input_sha
   starting from another program's weights, a warm start); UserError when the tree differs.
   """
   keys = seed_keys(config.seed)
-  variables = dict(_init_function(model, tuple(input_shape))(keys["init"]))
+  hyperparams = models.run_axis_values(config.model)
+  # The run-axis fields leave initialization alone: one compiled init serves every value of them.
+  init_model = model.clone(**{field: 0.0 for field in type(model).run_axis_fields})
+  variables = dict(_init_function(init_model, tuple(input_shape))(keys["init"]))
   initialized = variables.pop("params")
   if params is not None:
     expected = jax.tree_util.tree_map(lambda a: a.shape, initialized)
@@ -62,15 +65,16 @@ def initial_state(config: ml_collections.ConfigDict, model: nn.Module, input_sha
     initialized = jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float32), params)
   tx = optim.make_optimizer(config.optimizer, config.schedule, total_steps(config, num_examples))
   return TrainState.create(apply_fn=model.apply, params=initialized, tx=tx, model_state=variables,
-                           rng=keys["rng"])
+                           rng=keys["rng"], model_hyperparams={k: jnp.float32(v) for k, v in hyperparams.items()})
 
 
 def stack(states: list[TrainState]) -> TrainState:
   """The runs' states on a leading axis; the first one's apply_fn and optimizer serve all (each run's
-  hyperparameters are arrays in its optimizer state)."""
+  hyperparameters are arrays in its optimizer state and its model_hyperparams)."""
   stacked = lambda *trees: jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *trees)
   return states[0].replace(**{field: stacked(*[getattr(s, field) for s in states])
-                              for field in ("step", "params", "opt_state", "model_state", "rng")})
+                              for field in ("step", "params", "opt_state", "model_state", "rng",
+                                            "model_hyperparams")})
 
 
 def run_state(states: TrainState, index: int) -> TrainState:
@@ -124,4 +128,4 @@ def build(configs, inputs, targets, model_class=None) -> Program:
   task = tasks.TASKS[base.loss]
   microbatches = microbatch_count(batch_size, resolved.microbatch_size)
   return Program(resolved, auto.choices(base, resolved), model, task, microbatches,
-                 make_train_step(task, type(model).rng_streams, microbatches), tuple(inputs.shape[1:]), len(inputs))
+                 make_train_step(task, model, microbatches), tuple(inputs.shape[1:]), len(inputs))

@@ -24,9 +24,12 @@ class TrainState(train_state.TrainState):
   model_state: the model's mutable collections, e.g. {"batch_stats": ...}; {} for most models.
   rng: the run's key data (uint32); a step's keys are fold_in(rng, step), so resuming draws the
        same keys as an uninterrupted run.
+  model_hyperparams: the run's values of the model's run_axis_fields (e.g. dropout rates) as arrays,
+       which training passes clone the model with; from the config, never checkpointed.
   """
   model_state: Any = flax.struct.field(default_factory=dict)
   rng: Any = None
+  model_hyperparams: Any = flax.struct.field(default_factory=dict)
 
   def variables(self, params=None) -> dict:
     return {"params": self.params if params is None else params, **self.model_state}
@@ -49,8 +52,9 @@ def _merge(array: jax.Array) -> jax.Array:
   return array.swapaxes(0, 1).reshape(-1, *array.shape[2:])
 
 
-def make_train_step(task: tasks.Task, rng_streams=(), microbatches: int = 1):
-  """Returns the pure `(state, batch) -> (state, metrics)`; metrics are of the params before the update.
+def make_train_step(task: tasks.Task, model, microbatches: int = 1):
+  """Returns the pure `(state, batch) -> (state, metrics)` of `model` (a linen Module, cloned with the
+  state's model_hyperparams); metrics are of the params before the update.
 
   With `microbatches` > 1 the gradient is accumulated over that many equal microbatches, one after
   another (a lax.scan): the batch's mean gradient, summed in another order, computed with a
@@ -58,13 +62,16 @@ def make_train_step(task: tasks.Task, rng_streams=(), microbatches: int = 1):
   to the next.
   """
 
+  rng_streams = type(model).rng_streams
+
   def train_step(state: TrainState, batch):
     inputs, targets = batch
     mutable = list(state.model_state)
+    apply = model.clone(**state.model_hyperparams).apply
 
     def loss_fn(params, model_state, inputs, targets, rngs):
-      outputs, new_model_state = state.apply_fn({"params": params, **model_state}, inputs, train=True, rngs=rngs,
-                                                mutable=mutable)
+      outputs, new_model_state = apply({"params": params, **model_state}, inputs, train=True, rngs=rngs,
+                                       mutable=mutable)
       return task.loss(outputs, targets), (outputs, new_model_state)
 
     gradient = jax.grad(loss_fn, has_aux=True)

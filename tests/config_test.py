@@ -2,7 +2,7 @@
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, experiment
 from nn_jax import config as config_lib
 from nn_jax.errors import UserError
 
@@ -93,3 +93,12 @@ def test_a_config_file_that_exits_or_returns_no_config_is_one_line(tmp_path, tex
   with pytest.raises(UserError) as error:
     config_lib.load(str(broken))
   assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_runs_differing_in_dropout_rates_are_one_program_but_a_rate_of_0_is_another():
+  cnn = lambda *overrides: config_lib.program_key(experiment("cnn_mnist", *overrides))
+  assert cnn("model.dense_dropout=0.5", "seed=1") == cnn("model.dense_dropout=0.25")  # arrays in one program
+  assert cnn("model.dense_dropout=0.5") != cnn()  # a rate of 0 removes the op: another program
+  assert cnn("model.dense_dropout=0.5") != cnn("model.conv_dropout=0.5")
+  house = lambda units: config_lib.program_key(experiment("house_mlp", f"model.hidden_units=({units},)"))
+  assert house(4) != house(8)  # a model field off the run axis

@@ -1,5 +1,8 @@
 """The models' shapes and parameter counts are the article's, and they keep the model contract."""
 
+import dataclasses
+
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -7,6 +10,7 @@ import pytest
 
 from conftest import experiment
 from nn_jax import models
+from nn_jax.models.dropout import Dropout
 
 
 def _count(params) -> int:
@@ -121,12 +125,39 @@ def test_bn_dropout_cnn_is_keras_mnist_example():
   assert not np.allclose(updates["batch_stats"]["batch_norm_0"]["mean"], 0)
 
 
+class _Dropped(nn.Module):
+  """Dense then dropout, as a model uses it: the dropout's scope name decides its RNG key."""
+  layer: type
+  rate: object
+
+  @nn.compact
+  def __call__(self, x):
+    return self.layer(self.rate)(nn.Dense(64)(x), deterministic=False)
+
+
+def test_dropout_with_a_constant_or_an_array_rate_is_nn_dropouts():
+  x = jax.random.normal(jax.random.key(0), (32, 8))
+  rngs = {"dropout": jax.random.key(1)}
+  variables = _Dropped(nn.Dropout, 0.5).init({"params": jax.random.key(2), **rngs}, x)
+  compiled = lambda layer: jax.jit(lambda rate: _Dropped(layer, rate).apply(variables, x, rngs=rngs), static_argnums=0)
+  traced = jax.jit(lambda rate: _Dropped(Dropout, rate).apply(variables, x, rngs=rngs))
+  for rate in (0.0, 0.25, 0.5):  # 1 - rate exact in float32: the array rate matches bit for bit too
+    expected = compiled(nn.Dropout)(rate)
+    np.testing.assert_array_equal(compiled(Dropout)(rate), expected)
+    np.testing.assert_array_equal(traced(jnp.float32(rate)), expected)
+  # Runs of one program, each with its own rate: each gets its own share of zeros.
+  dropped = jax.vmap(traced)(jnp.array([0.1, 0.6], jnp.float32))
+  assert [round(float(jnp.mean(d == 0)), 1) for d in dropped] == [0.1, 0.6]
+
+
 @pytest.mark.parametrize("name", ["house_mlp", "cnn_mnist", pytest.param("fnn_binary", marks=pytest.mark.slow),
                                   pytest.param("recurrent_series:lstm", marks=pytest.mark.slow)])
 def test_every_model_takes_the_train_flag_and_names_its_rng_streams(name):
   config = experiment(name)
   model = models.build(config.model)
   assert isinstance(type(model).rng_streams, tuple)
+  fields = {f.name: f.type for f in dataclasses.fields(model)}
+  assert all(fields[field] is float for field in type(model).run_axis_fields)
   shape = {"house_mlp": (2, 2), "fnn_binary": (2, 10), "cnn_mnist": (2, 28, 28, 1), "recurrent_series:lstm": (2, 10, 1)}
   x = jnp.ones(shape[name])
   variables = model.init(jax.random.key(0), x)

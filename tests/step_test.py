@@ -18,7 +18,7 @@ def _house():
 
 def test_one_train_step_changes_the_parameters_and_lowers_the_loss():
   config, dataset, model, state = _house()
-  train_step = jax.jit(step.make_train_step(tasks.TASKS[config.loss]))
+  train_step = jax.jit(step.make_train_step(tasks.TASKS[config.loss], model))
   batch = dataset.splits["train"]
   new_state, metrics = train_step(state, batch)
   _, metrics_after = train_step(new_state, batch)
@@ -39,9 +39,9 @@ def test_microbatched_step_takes_the_whole_batch_gradient():
   batch = (rng.random((12, 28, 28, 1), dtype=np.float32), rng.integers(0, 10, 12).astype(np.int32))
   task = tasks.TASKS[config.loss]
   change = lambda new: jax.tree_util.tree_leaves(jax.tree_util.tree_map(np.subtract, new.params, state.params))
-  whole, whole_metrics = jax.jit(step.make_train_step(task))(state, batch)
+  whole, whole_metrics = jax.jit(step.make_train_step(task, model))(state, batch)
   for microbatches in (2, 3, 12):
-    split, metrics = jax.jit(step.make_train_step(task, microbatches=microbatches))(state, batch)
+    split, metrics = jax.jit(step.make_train_step(task, model, microbatches))(state, batch)
     for a, b in zip(change(split), change(whole)):
       np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
     for key, value in whole_metrics.items():
@@ -76,7 +76,7 @@ def test_batch_norm_statistics_are_model_state_updated_by_training_steps():
   assert set(state.model_state) == {"batch_stats"}
   rng = np.random.default_rng(0)
   batch = (rng.random((8, 28, 28, 1), dtype=np.float32), rng.integers(0, 10, 8).astype(np.int32))
-  new_state, _ = jax.jit(step.make_train_step(tasks.TASKS[config.loss], model.rng_streams))(state, batch)
+  new_state, _ = jax.jit(step.make_train_step(tasks.TASKS[config.loss], model))(state, batch)
   moved = jax.tree_util.tree_map(lambda a, b: bool(np.any(a != b)), state.model_state, new_state.model_state)
   assert all(jax.tree_util.tree_leaves(moved))
 
@@ -103,7 +103,7 @@ def test_k_steps_in_one_dispatch_equal_k_single_steps(source):
   dataset = data.load(config.dataset)
   model = models.build(config.model)
   state = program.initial_state(config, model, dataset.input_shape)
-  train_step = step.make_train_step(tasks.TASKS[config.loss])
+  train_step = step.make_train_step(tasks.TASKS[config.loss], model)
   inputs, targets = dataset.splits["train"]
   order = np.random.default_rng(0).permutation(len(inputs)).astype(np.int32)
   batches = [(inputs[order[b * 32:(b + 1) * 32]], targets[order[b * 32:(b + 1) * 32]]) for b in range(4)]

@@ -12,6 +12,13 @@ the fields of `config.model` (all but `name`) plus:
   draws from, e.g. ("dropout",). The trainer gives each a fresh key per step
   (and per microbatch), derived from the run's seed and the step number, so a
   resumed run draws exactly the keys an uninterrupted one does.
+- `run_axis_fields`: a class attribute naming the float fields that runs of
+  one program may differ in, e.g. dropout rates. In training passes such a
+  field holds the run's value as an array (the module is cloned with it), so
+  the model computes with it rather than branching on it in Python
+  (nn_jax/models/dropout.py). A field at 0 stays a constant, since it may
+  remove an op. These fields change neither the parameters nor their
+  initialization.
 - Mutable collections: whatever `model.init` returns besides "params" (e.g.
   "batch_stats") is model state. Training passes update it (`mutable=`),
   evaluation and prediction read it; the train state and every checkpoint
@@ -46,6 +53,18 @@ def build(model_config: ml_collections.ConfigDict, compute_dtype: str = "float32
   fields are frozen, and the program caches its compiled initialization by the module's hash."""
   kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in model_config.items() if k != "name"}
   return MODELS[model_config.name](**kwargs, dtype=COMPUTE_DTYPES[compute_dtype])
+
+
+def on_run_axis(model_name: str, field: str, value) -> bool:
+  """Whether a model field's value rides on the run axis: one of the model's run_axis_fields, not 0."""
+  model = MODELS.get(model_name)
+  return model is not None and field in model.run_axis_fields and value != 0
+
+
+def run_axis_values(model_config: ml_collections.ConfigDict) -> dict:
+  """{field: value} of one run's model fields that ride on the run axis."""
+  return {field: float(value) for field, value in model_config.items()
+          if on_run_axis(model_config.name, field, value)}
 
 
 def _positive(model_config, *keys) -> None:

@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 
 from nn_jax.models import conv_pool
+from nn_jax.models.dropout import Dropout
 
 CONV_IMPLS = ("auto", "xla", "fused")
 
@@ -62,6 +63,7 @@ class CNN(nn.Module):
   dense_dropout: float = 0.0  # dropout rate after Dense 128
   dtype: jnp.dtype = jnp.float32  # computation; parameters stay float32
   rng_streams: ClassVar[tuple[str, ...]] = ("dropout",)
+  run_axis_fields: ClassVar[tuple[str, ...]] = ("conv_dropout", "dense_dropout")
 
   @nn.compact
   def __call__(self, x, train: bool = False):
@@ -76,7 +78,7 @@ class CNN(nn.Module):
         x = nn.BatchNorm(use_running_average=not train, momentum=0.99, epsilon=1e-3, dtype=self.dtype,
                          name=f"batch_norm_{i}")(x)
       x = nn.max_pool(nn.relu(x), (2, 2), strides=(2, 2))
-    x = nn.Dropout(self.conv_dropout, deterministic=not train)(x)
+    x = Dropout(self.conv_dropout, deterministic=not train)(x)
     x = nn.relu(nn.Dense(128, dtype=self.dtype, name="dense_0")(x.reshape((x.shape[0], -1))))
-    x = nn.Dropout(self.dense_dropout, deterministic=not train)(x)
+    x = Dropout(self.dense_dropout, deterministic=not train)(x)
     return nn.Dense(self.num_classes, dtype=self.dtype, name="logits")(x).astype(jnp.float32)
