@@ -253,20 +253,25 @@ def _check_fit(config: ml_collections.ConfigDict) -> None:
 
 
 # Keys whose values may differ between runs trained as one program (the run axis): numbers that change
-# neither an array's shape nor the program. The seed; the learning rate and the optimizer's float kwargs,
-# which are arrays in the optimizer state (nn_jax/optim.py); the model's run_axis_fields, e.g. dropout
-# rates (nn_jax/models/__init__.py). Runs that differ in any other key are separate programs.
-RUN_AXIS_KEYS = ("seed", "optimizer.learning_rate", "optimizer.kwargs.*", "model.<run_axis_fields>")
+# neither an array's shape nor the program. The seed; the learning rate, the optimizer's float kwargs and
+# the schedule's that it computes with as arrays, all arrays in the optimizer state (nn_jax/optim.py); the
+# model's run_axis_fields, e.g. dropout rates (nn_jax/models/__init__.py). Runs that differ in any other
+# key are separate programs.
+RUN_AXIS_KEYS = ("seed", "optimizer.learning_rate", "optimizer.kwargs.*", "schedule.kwargs.*",
+                 "model.<run_axis_fields>")
 
 
-def on_run_axis(key: str, value, model_name: str = "") -> bool:
-  """Whether a flattened config key's value may differ between the runs of one program."""
+def on_run_axis(key: str, value, config: ml_collections.ConfigDict) -> bool:
+  """Whether a flattened key of `config` holds a value that may differ between the runs of one program."""
   if key.startswith("optimizer.kwargs."):
     from nn_jax import optim
     return optim.on_run_axis(value)  # floats; other kwargs (counts, flags) shape the program
+  if key.startswith("schedule.kwargs."):
+    from nn_jax import optim
+    return optim.schedule_kwarg_on_run_axis(config.schedule, key.removeprefix("schedule.kwargs."), value)
   if key.startswith("model."):
     from nn_jax import models
-    return models.on_run_axis(model_name, key.removeprefix("model."), value)
+    return models.on_run_axis(config.model.name, key.removeprefix("model."), value)
   return key in RUN_AXIS_KEYS
 
 
@@ -274,7 +279,7 @@ def program_key(config: ml_collections.ConfigDict) -> str:
   """The config without the values that ride on the run axis: equal for runs of one program."""
   from nn_jax import records
   flat = records.flatten(records.config_to_dict(config))
-  return json.dumps({key: "<run axis>" if on_run_axis(key, value, config.model.name) else value
+  return json.dumps({key: "<run axis>" if on_run_axis(key, value, config) else value
                      for key, value in flat.items()}, sort_keys=True, default=str)
 
 

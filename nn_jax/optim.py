@@ -7,9 +7,10 @@ The schedule multiplies the learning rate: step t trains at `learning_rate * sch
 schedule's values are relative (warmup_cosine_decay_schedule with init_value 0, peak_value 1).
 A schedule parameter `decay_steps` or `transition_steps` left out is the run's number of steps.
 
-The learning rate and every float keyword argument of the optimizer are arrays in the optimizer's
-state (optax.inject_hyperparams), not constants in the program: runs that differ only in them
-train as one compiled program (config.RUN_AXIS_KEYS), each with its own values.
+The learning rate, every float keyword argument of the optimizer and those of the schedule that it
+computes with as traced values are arrays in the optimizer's state (optax.inject_hyperparams), not
+constants in the program: runs that differ only in them train as one compiled program
+(config.RUN_AXIS_KEYS), each with its own values.
 """
 
 import difflib
@@ -112,22 +113,59 @@ def on_run_axis(value) -> bool:
   return isinstance(value, float)
 
 
+_SCHEDULE_PREFIX = "schedule_"  # a schedule's kwargs among the injected hyperparameters
+_traces_with_array = {}  # (schedule, kwarg, its other kwargs) -> bool: a sweep asks once per config
+
+
+def schedule_kwarg_on_run_axis(schedule_config, kwarg: str, value) -> bool:
+  """Whether a schedule's keyword argument is a number the program takes as an array: a float that
+  the schedule computes with as a traced value. Some schedules branch on a value in Python
+  (warmup_cosine_decay_schedule on peak_value, the one-cycle schedules on their fractions): such a
+  value shapes the program, so runs that differ in it are separate programs."""
+  if not isinstance(value, float):
+    return False
+  kwargs = _schedule_kwargs(schedule_config, 2**30)
+  key = (schedule_config.name, kwarg, repr(sorted(kwargs.items())))
+  if key not in _traces_with_array:
+    import jax  # the trace alone needs it
+    import jax.numpy as jnp
+    schedule = getattr(optax, schedule_config.name)
+    try:
+      jax.eval_shape(lambda array: schedule(**{**kwargs, kwarg: array})(jnp.int32(1)), jnp.float32(value))
+      _traces_with_array[key] = True
+    except Exception:  # a Python branch on the value, whatever the error's kind
+      _traces_with_array[key] = False
+  return _traces_with_array[key]
+
+
 def make_optimizer(optimizer_config: ml_collections.ConfigDict, schedule_config=None,
                    total_steps: int = 1) -> optax.GradientTransformation:
   """optax.<optimizer.name>(learning_rate [x schedule], **optimizer.kwargs), the learning rate and the
-  float kwargs injected as arrays of the optimizer state; the schedule's value is drawn each step."""
+  float kwargs injected as arrays of the optimizer state; the schedule's value is computed each step
+  from the step count and its kwargs, those on the run axis arrays of the state too."""
   function = getattr(optax, optimizer_config.name)
   kwargs = dict(optimizer_config.get("kwargs", {}))
   injected = {"learning_rate": float(optimizer_config.learning_rate),
               **{name: value for name, value in kwargs.items() if on_run_axis(value)}}
   fixed = {name: value for name, value in kwargs.items() if name not in injected}
+  schedule, schedule_fixed = None, {}
   if schedule_config is not None and schedule_config.get("name"):
-    injected["schedule"] = getattr(optax, schedule_config.name)(**_schedule_kwargs(schedule_config, total_steps))
+    schedule = getattr(optax, schedule_config.name)
+    for name, value in _schedule_kwargs(schedule_config, total_steps).items():
+      if schedule_kwarg_on_run_axis(schedule_config, name, value):
+        injected[_SCHEDULE_PREFIX + name] = value
+      else:
+        schedule_fixed[name] = value
+    injected["schedule_step"] = lambda count: count  # evaluated at each update's step count
 
   def optimizer(**hyperparameters):
-    schedule = hyperparameters.pop("schedule", None)
     learning_rate = hyperparameters.pop("learning_rate")
-    return function(learning_rate if schedule is None else learning_rate * schedule, **hyperparameters, **fixed)
+    if schedule is not None:
+      step = hyperparameters.pop("schedule_step")
+      arrays = {name.removeprefix(_SCHEDULE_PREFIX): hyperparameters.pop(name)
+                for name in list(hyperparameters) if name.startswith(_SCHEDULE_PREFIX)}
+      learning_rate = learning_rate * schedule(**schedule_fixed, **arrays)(step)
+    return function(learning_rate, **hyperparameters, **fixed)
 
   optimizer.__signature__ = inspect.Signature(
       [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY) for name in injected])

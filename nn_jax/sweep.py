@@ -13,10 +13,10 @@ A sweep file defines `get_sweep()` returning a dict:
 
 Every run gets DIR/<point>/seed_<n>/, an ordinary run directory. Runs whose
 configs differ only in config.RUN_AXIS_KEYS (the seed, the learning rate, float
-optimizer arguments, the model's run_axis_fields such as dropout rates) train
-together as one compiled program, vmapped over the run axis; the sweep prints
-the programs it formed. A program that XLA counts
-too large for a device's free memory is cut into as many runs as fit. Starting the sweep again
+optimizer and schedule arguments, the model's run_axis_fields such as dropout
+rates) train together as one compiled program, vmapped over the run axis; the
+sweep prints the programs it formed. A program that XLA counts too large for a
+device's free memory is cut into as many runs as fit. Starting the sweep again
 skips finished runs and resumes unfinished ones from their checkpoints, still
 together where they were saved together. The local launcher runs the programs
 here, one after another; `slurm` submits one job-array task per program

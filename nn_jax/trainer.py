@@ -3,8 +3,9 @@
 Every model and dataset goes through `train(configs, workdirs)`: R >= 1 runs
 trained as one program over a leading run axis. The runs' configs may differ
 in the keys config.RUN_AXIS_KEYS declares (the seed, the learning rate, float
-optimizer arguments, the model's run_axis_fields); each run gets its own ordinary run directory, and one
-that diverges is recorded `diverged` while the others go on.
+optimizer and schedule arguments, the model's run_axis_fields); each run gets
+its own ordinary run directory, and one that diverges is recorded `diverged`
+while the others go on.
 `train_and_evaluate(config, workdir)` is the one-run form (R = 1). A run
 resumes from its workdir's latest good checkpoint, exactly.
 """

@@ -102,3 +102,13 @@ def test_runs_differing_in_dropout_rates_are_one_program_but_a_rate_of_0_is_anot
   assert cnn("model.dense_dropout=0.5") != cnn("model.conv_dropout=0.5")
   house = lambda units: config_lib.program_key(experiment("house_mlp", f"model.hidden_units=({units},)"))
   assert house(4) != house(8)  # a model field off the run axis
+
+
+def test_runs_differing_in_schedule_floats_it_computes_with_as_arrays_are_one_program():
+  key = lambda *overrides: config_lib.program_key(experiment(
+      "house_mlp", "schedule.name=warmup_cosine_decay_schedule", "schedule.kwargs.init_value=0.0",
+      "schedule.kwargs.warmup_steps=10", *overrides))
+  assert key("schedule.kwargs.end_value=0.1", "schedule.kwargs.peak_value=1.0") == key(
+      "schedule.kwargs.end_value=0.2", "schedule.kwargs.peak_value=1.0")
+  # warmup_cosine_decay_schedule branches on peak_value in Python: another value is another program.
+  assert key("schedule.kwargs.peak_value=1.0") != key("schedule.kwargs.peak_value=0.5")

@@ -60,6 +60,19 @@ def test_the_schedule_multiplies_the_learning_rate_and_its_length_defaults_to_th
   assert steps[0] == 0.0 and steps[10] == pytest.approx(0.5) and steps[-1] < 0.01  # decayed over the 100 steps
 
 
+def test_a_schedule_s_floats_it_computes_with_as_arrays_are_arrays_of_the_state():
+  kwargs = {"init_value": 0.1, "peak_value": 1.0, "warmup_steps": 10, "end_value": 0.05}
+  tx = optim.make_optimizer(_optimizer("sgd", 0.5), _schedule("warmup_cosine_decay_schedule", **kwargs), 100)
+  params = {"w": np.ones(1, np.float32)}
+  state = tx.init(params)
+  # The schedule branches on peak_value in Python: a constant of the program, the others ride on the run axis.
+  assert set(state.hyperparams) == {"learning_rate", "schedule_step", "schedule_init_value", "schedule_end_value"}
+  reference = optax.warmup_cosine_decay_schedule(**kwargs, decay_steps=100)
+  for step in range(30):
+    updates, state = tx.update({"w": np.ones(1, np.float32)}, state, params)
+    np.testing.assert_allclose(-updates["w"][0], 0.5 * reference(step), rtol=1e-6)
+
+
 @pytest.mark.parametrize("optimizer,schedule,message", [
     (_optimizer("adamm"), _schedule(), "did you mean adam"),
     (_optimizer("adam", b3=1.0), _schedule(), "optax.adam takes no b3 (its parameters: b1, b2"),

@@ -87,6 +87,9 @@ SEEDS = (0, 1, 2)
 SEEDS_AXIS = ("seed=0", "seed=1", "seed=2")
 HYPERPARAMETERS_AXIS = ("seed=0", "seed=0 optimizer.learning_rate=0.003",  # {kwarg}: a float of the optimizer
                         "seed=1 optimizer.kwargs.{kwarg}=0.8 optimizer.learning_rate=0.02")
+SCHEDULE = ("schedule.name=cosine_decay_schedule", "schedule.kwargs.init_value=1.0", "schedule.kwargs.alpha=0.0")
+SCHEDULE_AXIS = ("seed=0", "seed=0 schedule.kwargs.alpha=0.5",  # and the schedule's floats it traces
+                 "seed=1 schedule.kwargs.init_value=0.5 schedule.kwargs.alpha=0.2")
 DROPOUT_AXIS = ("model.conv_dropout=0.25 model.dense_dropout=0.5",  # and the model's run_axis_fields
                 "model.conv_dropout=0.1 model.dense_dropout=0.3", "seed=1 model.conv_dropout=0.6 model.dense_dropout=0.2")
 
@@ -100,6 +103,7 @@ DROPOUT_AXIS = ("model.conv_dropout=0.25 model.dense_dropout=0.5",  # and the mo
                           "target_metric=test/rmse", "target_value=1e9"), SEEDS_AXIS),
     ("recurrent_series", ("dataset.name=noisy_sine", "num_epochs=3", "model.units=8", "log_every_epochs=1",
                           "optimizer.kwargs.b1=0.9"), HYPERPARAMETERS_AXIS),
+    ("house_mlp", ("num_epochs=300", "checkpoint_every_epochs=300", *SCHEDULE), SCHEDULE_AXIS),
     ("cnn_mnist", ("num_epochs=2", *MOCK), DROPOUT_AXIS),
 ])
 def test_runs_trained_as_one_program_equal_runs_trained_alone(tmp_path, quiet_progress, name, overrides, runs):
