@@ -68,18 +68,30 @@ def initial_state(config: ml_collections.ConfigDict, model: nn.Module, input_sha
                            rng=keys["rng"], model_hyperparams={k: jnp.float32(v) for k, v in hyperparams.items()})
 
 
+# The train state's array fields; apply_fn and tx are the program's, shared by its runs.
+_ARRAY_FIELDS = ("step", "params", "opt_state", "model_state", "rng", "model_hyperparams")
+
+
+@jax.jit
+def _stack(trees):
+  return jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *trees)
+
+
+@jax.jit
+def _take(tree, index):
+  return jax.tree_util.tree_map(lambda a: a[index], tree)
+
+
 def stack(states: list[TrainState]) -> TrainState:
   """The runs' states on a leading axis; the first one's apply_fn and optimizer serve all (each run's
-  hyperparameters are arrays in its optimizer state and its model_hyperparams)."""
-  stacked = lambda *trees: jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *trees)
-  return states[0].replace(**{field: stacked(*[getattr(s, field) for s in states])
-                              for field in ("step", "params", "opt_state", "model_state", "rng",
-                                            "model_hyperparams")})
+  hyperparameters are arrays in its optimizer state and its model_hyperparams). One compiled program
+  for the whole state: leaf by leaf, each shape would be a program of its own to look up."""
+  return states[0].replace(**_stack([{field: getattr(s, field) for field in _ARRAY_FIELDS} for s in states]))
 
 
 def run_state(states: TrainState, index: int) -> TrainState:
-  """One run's state out of the stacked states."""
-  return jax.tree_util.tree_map(lambda a: a[index], states)
+  """One run's state out of the stacked states (one compiled program for every run and field)."""
+  return states.replace(**_take({field: getattr(states, field) for field in _ARRAY_FIELDS}, index))
 
 
 @dataclasses.dataclass
