@@ -119,6 +119,24 @@ def case_cnn_eval(repeats, conv_impl="auto", compute_dtype="float32"):
   return {"images_per_second": 1000 / seconds, "gflops": 1000 / seconds * CNN_EVAL_FLOPS / 1e9}
 
 
+def case_cnn_eval_runs(repeats, runs=4, examples=10000):
+  """The trainer's evaluation of one split for R runs of one program (variables stacked on the run axis),
+  as a sweep evaluates them: images per second over all runs."""
+  import jax
+  from nn_jax import config as config_lib
+  from nn_jax import evaluation, models, parallel, program, tasks
+  from nn_jax.data.dataset import Dataset
+  configs = [config_lib.load("experiments/cnn_mnist.py", {"seed": seed}) for seed in range(runs)]
+  model = models.build(configs[0].model)
+  variables = program.stack([program.initial_state(c, model, (28, 28, 1)) for c in configs]).variables()
+  dataset = Dataset("random", {"test": _random_data((examples, 28, 28, 1), 10)})
+  evaluator = evaluation.Evaluator(model, tasks.TASKS[configs[0].loss], dataset, parallel.make_mesh(),
+                                   configs[0].eval_batch_size, on_device=True)
+  evaluator.evaluate_runs(variables, ["test"])
+  seconds = _median_seconds(lambda: jax.block_until_ready(evaluator.evaluate_runs(variables, ["test"])), repeats, 1)
+  return {"images_per_second": runs * examples / seconds, "runs": runs}
+
+
 def _epoch_loop(config_spec: str, overrides: dict, shape, num_classes: int):
   """The trainer's own epoch loop (nn_jax/loop.py) over random data of `shape`, without checkpoints."""
   from nn_jax import parallel, program
@@ -301,6 +319,7 @@ CASES = {
     "cnn_eval": lambda r: case_cnn_eval(r, "auto"),
     "cnn_eval_plain": lambda r: case_cnn_eval(r, "xla"),
     "cnn_eval_bf16": lambda r: case_cnn_eval(r, "auto", "bfloat16"),
+    "cnn_eval_runs": case_cnn_eval_runs,
     "cnn_loop": case_cnn_loop,
     # Accelerators: a whole CNN epoch at K steps per dispatch, data on the device or sent from the host.
     **{f"cnn_epoch_k{k}": (lambda r, k=k: case_cnn_epoch(r, k)) for k in (1, 10, 100)},
@@ -432,6 +451,10 @@ def summary_table(r: dict) -> str:
     c = _ok(r, name)
     if c:
       lines.append(f"| {label}, batch 1000 | {c['images_per_second']:.0f} img/s; peak RSS {c['peak_rss_mib']:.0f} MiB |")
+  c = _ok(r, "cnn_eval_runs")
+  if c:
+    lines.append(f"| CNN evaluation of {c['runs']} runs of one program, batch 1000 | {c['images_per_second']:.0f} img/s "
+                 f"over all runs |")
   torch = r.get("torch_cnn")
   if torch and "skipped" not in torch and "error" not in torch:
     lines.append(f"| PyTorch {torch['torch']} eager CNN ({torch['device']}), batch 200: training / evaluation | "

@@ -29,8 +29,8 @@ import time
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 STAGES = ("inventory", "cnn_seed0", "bench", "cnn_repeat", "cnn_lr_sweep", "cnn_nondet", "fast_tests", "cnn_seeds")
-BENCH_CASES = ("matmul_peak", "cnn_train", "cnn_train_bf16", "cnn_eval", "cnn_eval_bf16", "cnn_loop", "torch_cnn",
-               "cnn_epoch_k1", "cnn_epoch_k10", "cnn_epoch_k100", "cnn_epoch_k100_host",
+BENCH_CASES = ("matmul_peak", "cnn_train", "cnn_train_bf16", "cnn_eval", "cnn_eval_bf16", "cnn_eval_runs", "cnn_loop",
+               "torch_cnn", "cnn_epoch_k1", "cnn_epoch_k10", "cnn_epoch_k100", "cnn_epoch_k100_host",
                "simple_train_b32", "simple_train_b256", "lstm_train_b32", "lstm_train_b256", "gru_train_b32",
                "gru_train_b256", "fnn_epoch_k1", "fnn_epoch_k0", "lstm_epoch_k1", "lstm_epoch_k0", "house_mlp",
                "cnn_checkpoint_save")

@@ -3,8 +3,11 @@
 A split is padded to whole batches of one fixed size (a multiple of the device
 count) and the model runs over them in one program (`lax.map`), so a split
 costs one dispatch, for all the runs of a program at once (their variables
-stacked on the run axis, as the train state holds them); the padding is sliced
-off, so every example counts exactly once. The padded splits are uploaded once
+stacked on the run axis, as the train state holds them), one run after
+another: each run computes exactly what it computes alone, and vmapped
+convolutions over several runs' kernels run about 10x slower on CPU
+(docs/performance.md). The padding is sliced off, so every example counts
+exactly once. The padded splits are uploaded once
 when the data lives on the device, else sent with each call; the program and
 so the numbers are the same.
 """
@@ -52,7 +55,8 @@ class Evaluator:
   def _program(self, runs: int):
     if runs not in self._programs:
       predict_batches = lambda variables, batches: jax.lax.map(lambda x: self._predict(variables, x), batches)
-      self._programs[runs] = jax.jit(step.over_runs(predict_batches, runs, (0, None), 0),
+      each_run = lambda variables, batches: jax.lax.map(lambda v: predict_batches(v, batches), variables)
+      self._programs[runs] = jax.jit(each_run,
                                      in_shardings=(parallel.replicated(self.mesh),
                                                    parallel.split_along_data(self.mesh, 1)),
                                      out_shardings=parallel.replicated(self.mesh))

@@ -29,6 +29,7 @@ def test_the_table_names_what_ran_and_what_failed():
       "fnn_epoch_k1": {"epoch_ms": 4.0, "steps_per_epoch": 14, "steps_per_dispatch": 1, "data_on_device": "true"},
       "fnn_epoch_k0": {"epoch_ms": 1.0, "steps_per_epoch": 14, "steps_per_dispatch": 10, "data_on_device": "true"},
       "torch_cnn": {"skipped": "torch is not installed"},
+      "cnn_eval_runs": {"images_per_second": 40000.0, "runs": 4, "peak_rss_mib": 470},
       **{f"gru_custom_vjp_b{b}": {"previous": "scan", "previous_sequences_per_second": 1000.0 * b,
                                   "custom_vjp_sequences_per_second": 1500.0 * b, "ratio": 1.5} for b in (32, 256)},
       "cnn_loop": {"error": "timed out after 60 s"}})
@@ -36,6 +37,7 @@ def test_the_table_names_what_ran_and_what_failed():
   assert "| fnn epoch (14 steps): 1 / 10 steps per dispatch | 4.00 / 1.00 ms = 4.00x |" in table
   assert ("| gru training, recurrence scan / custom_vjp (alternating), batch 32; 256 | 32000 / 48000 seq/s = 1.50x; "
           "256000 / 384000 seq/s = 1.50x |") in table
+  assert "| CNN evaluation of 4 runs of one program, batch 1000 | 40000 img/s over all runs |" in table
   assert "PyTorch" not in table and "cnn_loop (timed out after 60 s)" in table
 
 
