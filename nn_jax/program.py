@@ -55,7 +55,7 @@ def initial_state(config: ml_collections.ConfigDict, model: nn.Module, input_sha
   keys = seed_keys(config.seed)
   hyperparams = models.run_axis_values(config.model)
   # The run-axis fields leave initialization alone: one compiled init serves every value of them.
-  init_model = model.clone(**{field: 0.0 for field in type(model).run_axis_fields})
+  init_model = model.clone(**{field: 0.0 for field in models.run_axis_fields(type(model))})
   variables = dict(_init_function(init_model, tuple(input_shape))(keys["init"]))
   initialized = variables.pop("params")
   if params is not None:

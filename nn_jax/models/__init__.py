@@ -12,8 +12,8 @@ the fields of `config.model` (all but `name`) plus:
   draws from, e.g. ("dropout",). The trainer gives each a fresh key per step
   (and per microbatch), derived from the run's seed and the step number, so a
   resumed run draws exactly the keys an uninterrupted one does.
-- `run_axis_fields`: a class attribute naming the float fields that runs of
-  one program may differ in, e.g. dropout rates. In training passes such a
+- `run_axis_fields` (optional): a class attribute naming the float fields
+  that runs of one program may differ in, e.g. dropout rates. In training passes such a
   field holds the run's value as an array (the module is cloned with it), so
   the model computes with it rather than branching on it in Python
   (nn_jax/models/dropout.py). A field at 0 stays a constant, since it may
@@ -55,10 +55,13 @@ def build(model_config: ml_collections.ConfigDict, compute_dtype: str = "float32
   return MODELS[model_config.name](**kwargs, dtype=COMPUTE_DTYPES[compute_dtype])
 
 
+def run_axis_fields(model_class) -> tuple[str, ...]:
+  return getattr(model_class, "run_axis_fields", ())
+
+
 def on_run_axis(model_name: str, field: str, value) -> bool:
   """Whether a model field's value rides on the run axis: one of the model's run_axis_fields, not 0."""
-  model = MODELS.get(model_name)
-  return model is not None and field in model.run_axis_fields and value != 0
+  return field in run_axis_fields(MODELS.get(model_name)) and value != 0
 
 
 def run_axis_values(model_config: ml_collections.ConfigDict) -> dict:

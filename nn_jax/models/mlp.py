@@ -27,7 +27,6 @@ class MLP(nn.Module):
   initializer: str = "lecun"
   dtype: jnp.dtype = jnp.float32  # computation; parameters stay float32
   rng_streams: ClassVar[tuple[str, ...]] = ()
-  run_axis_fields: ClassVar[tuple[str, ...]] = ()
 
   @nn.compact
   def __call__(self, x, train: bool = False):

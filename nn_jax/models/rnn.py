@@ -74,7 +74,6 @@ class SequenceRegressor(nn.Module):
   recurrence: str = "auto"  # one of RECURRENCES
   dtype: jnp.dtype = jnp.float32  # computation; parameters stay float32
   rng_streams: ClassVar[tuple[str, ...]] = ()
-  run_axis_fields: ClassVar[tuple[str, ...]] = ()
 
   @nn.compact
   def __call__(self, window, train: bool = False):
