@@ -33,5 +33,4 @@ def get_config(cell: str = "lstm"):
   config.log_every_epochs = 10
   config.checkpoint_every_epochs = 10
   config.checkpoint_best_metric = "test/rmse"
-  config.checkpoint_best_mode = "min"
   return config

@@ -27,7 +27,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers
 
-from nn_jax import parallel
+from nn_jax import metrics, parallel
 from nn_jax.checkpoint_digests import ChecksumMismatch, DigestsHandler, DigestsRestore, DigestsSave
 from nn_jax.checkpoint_digests import host_copies, json_digest, verify
 from nn_jax.errors import UserError
@@ -36,9 +36,10 @@ from nn_jax.errors import UserError
 class Checkpoints:
   """The checkpoints under one run directory, kept as the last `keep` plus the best by a metric."""
 
-  def __init__(self, directory: pathlib.Path, keep: int = 3, best_metric: str = "", best_mode: str = "max",
+  def __init__(self, directory: pathlib.Path, keep: int = 3, best_metric: str = "", best_mode: str = "auto",
                read_only: bool = False, asynchronous: bool = False):
     self.directory = directory.absolute()
+    best_mode = metrics.mode(best_metric, best_mode) if best_metric else "max"
     self.asynchronous = asynchronous
     self.best_metric = best_metric
     policies = [checkpoint_managers.LatestN(n=keep)]

@@ -30,6 +30,7 @@ from absl import flags
 from ml_collections import config_flags
 
 from nn_jax import data
+from nn_jax import metrics as metrics_lib
 from nn_jax.errors import UserError
 
 
@@ -194,8 +195,6 @@ def validate(config: ml_collections.ConfigDict) -> None:
            f"config.checkpoint_every_epochs must be >= 0 (0 = only at the end), got {config.checkpoint_every_epochs}")
   _require(config.checkpoint_every_steps >= 0,
            f"config.checkpoint_every_steps must be >= 0 (0 = off), got {config.checkpoint_every_steps}")
-  _require(config.checkpoint_best_mode in ("max", "min"),
-           f"config.checkpoint_best_mode must be 'max' or 'min', got {config.checkpoint_best_mode!r}")
   _require(config.keep_checkpoints >= 1, f"config.keep_checkpoints must be >= 1, got {config.keep_checkpoints}")
   _require(config.eval_batch_size > 0, f"config.eval_batch_size must be positive, got {config.eval_batch_size}")
   _require(config.data_on_device in ("auto", "true", "false"),
@@ -236,7 +235,14 @@ def _check_fit(config: ml_collections.ConfigDict) -> None:
     _require(not value or value in metrics,
              f"config.{key} {value!r} is not a metric this run records; use one of {', '.join(metrics)}"
              + ("" if fraction else " (a validation split: config.dataset.validation_fraction > 0)"))
-  _require(config.stop.mode in ("min", "max"), f"config.stop.mode must be 'min' or 'max', got {config.stop.mode!r}")
+  for key, metric, given in (("checkpoint_best_mode", config.checkpoint_best_metric, config.checkpoint_best_mode),
+                             ("stop.mode", config.stop.metric, config.stop.mode)):
+    _require(given in ("auto", "max", "min"), f"config.{key} must be 'auto', 'max' or 'min', got {given!r}")
+    if metric:
+      try:
+        metrics_lib.mode(metric, given)
+      except UserError as e:
+        raise UserError(f"config.{key}: {e}") from None
   _require(config.stop.patience >= 0 and config.stop.min_delta >= 0,
            "config.stop.patience and config.stop.min_delta must be >= 0")
   _require(not config.stop.at_target or config.target_metric,
@@ -320,7 +326,7 @@ def base_config() -> ml_collections.ConfigDict:
   config.checkpoint_async = True  # orbax writes while training goes on
   config.keep_checkpoints = 3  # the latest N, plus the best by checkpoint_best_metric
   config.checkpoint_best_metric = ""  # e.g. "test/accuracy"; "": keep only the latest
-  config.checkpoint_best_mode = "max"  # or "min"
+  config.checkpoint_best_mode = "auto"  # the metric's declared direction (nn_jax/metrics.py)
   config.allow_config_change = False  # resume a workdir whose run had another config
   # Multi-host: JAX's multi-controller runtime (README "Running on accelerators and clusters").
   config.distributed = ml_collections.ConfigDict({
@@ -346,7 +352,7 @@ def base_config() -> ml_collections.ConfigDict:
   # Stopping before num_epochs (nn_jax/stopping.py): on a metric that stops improving, or at the target.
   config.stop = ml_collections.ConfigDict({
       "metric": "",  # e.g. "validation/loss"; "": no early stopping
-      "mode": "min",  # or "max"
+      "mode": "auto",  # the metric's declared direction (nn_jax/metrics.py)
       "patience": 0,  # evaluations without improvement before stopping; 0: never
       "min_delta": 0.0,  # what counts as an improvement
       "at_target": False,  # stop once target_metric reaches target_value

@@ -10,11 +10,9 @@ import dataclasses
 
 import numpy as np
 
+from nn_jax import metrics
+
 LEVEL = 0.95
-
-
-def higher_is_better(metric: str) -> bool:
-  return metric.split("/")[-1] in ("accuracy", "auc")
 
 
 def interval(values) -> tuple[float, float, float]:
@@ -56,7 +54,7 @@ def compare(metric: str, a: str, a_by_seed: dict, b: str, b_by_seed: dict) -> Co
   seeds = sorted(set(a_by_seed) & set(b_by_seed))
   diffs = np.array([a_by_seed[s] - b_by_seed[s] for s in seeds], np.float64)
   mean = float(diffs.mean()) if len(diffs) else float("nan")
-  sign = 1 if higher_is_better(metric) else -1
+  sign = 1 if metrics.higher_is_better(metric) else -1
   if sign * mean < 0:  # name the better point first
     a, b, diffs, mean = b, a, -diffs, -mean
   if len(diffs) >= 2:
@@ -74,6 +72,6 @@ def against_the_best(metric: str, values_by_point: dict[str, dict]) -> list[Comp
   means = {point: np.mean(list(values.values())) for point, values in values_by_point.items() if values}
   if len(means) < 2:
     return []
-  best = (max if higher_is_better(metric) else min)(means, key=means.get)
+  best = (max if metrics.higher_is_better(metric) else min)(means, key=means.get)
   return [compare(metric, best, values_by_point[best], point, values_by_point[point])
           for point in values_by_point if point != best]

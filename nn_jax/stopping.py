@@ -1,7 +1,7 @@
 """When a run stops before its last epoch: early stopping on an evaluated metric, or on reaching the target.
 
   config.stop.metric     "validation/loss", "test/accuracy", ...: watched at each evaluation ("": off)
-  config.stop.mode       "min" or "max": which way is better
+  config.stop.mode       "auto": the metric's declared direction (nn_jax/metrics.py)
   config.stop.patience   evaluations without an improvement of more than stop.min_delta before stopping
   config.stop.at_target  stop once config.target_metric reaches config.target_value
 Its state (the best value, its epoch and step, evaluations since) travels in every checkpoint, so a run
@@ -12,12 +12,12 @@ on its own: a stopped run's state is frozen while the others go on.
 import dataclasses
 import math
 
-from nn_jax import stats
+from nn_jax import metrics
 
 
 def reached(metric: str, value: float, target: float) -> bool:
   """Whether `value` of `metric` is at least as good as `target` (higher or lower, by the metric)."""
-  return value >= target if stats.higher_is_better(metric) else value <= target
+  return value >= target if metrics.higher_is_better(metric) else value <= target
 
 
 @dataclasses.dataclass
@@ -36,7 +36,8 @@ class Stopper:
 
   @classmethod
   def from_config(cls, config, state: dict | None = None) -> "Stopper":
-    stopper = cls(metric=config.stop.metric, mode=config.stop.mode, patience=config.stop.patience,
+    mode = metrics.mode(config.stop.metric, config.stop.mode) if config.stop.metric else "min"
+    stopper = cls(metric=config.stop.metric, mode=mode, patience=config.stop.patience,
                   min_delta=config.stop.min_delta,
                   target_metric=config.target_metric if config.stop.at_target else "",
                   target_value=config.target_value)

@@ -44,7 +44,7 @@ from nn_jax.watchdog import Watchdog
 # rounding: tested).
 RESUMABLE_CHANGES = {"num_epochs", "progress", "profile_steps", "stop", "log_every_epochs", "checkpoint_every_epochs",
                      "checkpoint_every_steps", "checkpoint_min_interval_seconds", "checkpoint_async",
-                     "keep_checkpoints", "allow_config_change", "distributed", "steps_per_dispatch",
+                     "keep_checkpoints", "checkpoint_best_mode", "allow_config_change", "distributed", "steps_per_dispatch",
                      "data_on_device", "deterministic", "target_metric", "target_value", "predict_examples",
                      "watchdog_seconds", "watchdog_first_seconds", "compilation_cache",
                      "pictures"}

@@ -64,6 +64,10 @@ def test_every_experiment_and_variant_loads_and_validates():
     ("house_mlp.py", {"predict_examples": ((110.0, 7.0, 1.0),)}, "(110.0, 7.0, 1.0) must be 2 numbers"),
     ("cnn_mnist.py", {"model.dense_dropout": 1.0}, "dense_dropout must lie in [0, 1)"),
     ("cnn_mnist.py", {"model.num_classes": 2}, "the model gives 2 outputs but this dataset needs 10"),
+    ("recurrent_series.py", {"checkpoint_best_mode": "max"},
+     "config.checkpoint_best_mode: test/rmse is better low ('min', nn_jax/metrics.py), not 'max'"),
+    ("cnn_mnist.py", {"stop.metric": "test/accuracy", "stop.mode": "min"}, "test/accuracy is better high"),
+    ("cnn_mnist.py", {"stop.mode": "lower"}, "config.stop.mode must be 'auto', 'max' or 'min', got 'lower'"),
 ])
 def test_what_a_config_can_get_wrong_is_refused_up_front(spec, values, message):
   with pytest.raises(UserError) as error:
