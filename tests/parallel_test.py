@@ -1,5 +1,7 @@
 """The device mesh: batches split along `data`, everything else replicated."""
 
+import types
+
 import jax
 import numpy as np
 import pytest
@@ -18,9 +20,10 @@ def test_global_batch_is_split_along_the_named_axis():
 def test_batch_size_must_divide_by_the_devices():
   mesh = parallel.make_mesh()
   parallel.check_batch_size(mesh.devices.size * 3, mesh)
-  if mesh.devices.size > 1:
-    with pytest.raises(UserError, match="does not divide"):
-      parallel.check_batch_size(mesh.devices.size + 1, mesh)
+  four = types.SimpleNamespace(devices=np.empty((2, 2)))  # what the check reads of a 4-device mesh, on any machine
+  parallel.check_batch_size(12, four)
+  with pytest.raises(UserError, match="config.batch_size 6 does not divide by the 4 devices of the mesh; use a multiple"):
+    parallel.check_batch_size(6, four)
 
 
 def test_round_up_and_abstract_like():
