@@ -4,10 +4,9 @@ A split is padded to whole batches of one fixed size (a multiple of the device
 count) and the model runs over them in one program (`lax.map`), so a split
 costs one dispatch, for all the runs of a program at once (their variables
 stacked on the run axis, as the train state holds them), one run after
-another: each run computes exactly what it computes alone, and vmapped
-convolutions over several runs' kernels run about 10x slower on CPU
-(docs/performance.md). The padding is sliced off, so every example counts
-exactly once. The padded splits are uploaded once
+another, so that each run computes exactly what it computes alone, with its
+own kernels (docs/performance.md). The padding is sliced off, so every
+example counts exactly once. The padded splits are uploaded once
 when the data lives on the device, else sent with each call; the program and
 so the numbers are the same.
 """
