@@ -64,18 +64,18 @@ report: $(STAMP)
 	$(PY) -m nn_jax report $(DIR) $(if $(OUT),--out $(OUT)) $(if $(METRIC),--metric $(METRIC))
 
 bench: $(STAMP)
-	$(PY) -m nn_jax.bench
+	$(PY) -m benchmarks.bench
 
 # --- Offline accelerator nodes ---------------------------------------------------------------
 # A node with CUDA JAX, flax, optax and orbax-checkpoint preinstalled (and no internet) still lacks a
-# few packages: `make wheelhouse` fetches them for the node's Python into wheelhouse/ (nn_jax/wheelhouse.py).
+# few packages: `make wheelhouse` fetches them for the node's Python into wheelhouse/ (tools/wheelhouse.py).
 PYTHON_VERSION ?= 3.12
 
 wheelhouse: $(STAMP)
-	$(PY) -m nn_jax.wheelhouse --python-version $(PYTHON_VERSION) --dest wheelhouse
+	$(PY) -m tools.wheelhouse --python-version $(PYTHON_VERSION) --dest wheelhouse
 
 # On an accelerator node (wheelhouse/ but no .venv): install what wheelhouse/ holds next to the node's
-# own packages (never touching its jax), then check the device end to end (nn_jax/device_check.py).
+# own packages (never touching its jax), then check the device end to end (tools/device_check.py).
 # Anywhere else the project's .venv runs it unchanged.
 DEVICE_SITE := .device-site
 DEVICE_PY := $(PY)
@@ -92,7 +92,7 @@ $(DEVICE_SITE)/.installed: $(wildcard wheelhouse/*.whl)
 	touch $@
 
 device-check: $(DEVICE_DEPS)
-	$(DEVICE_PY) -m nn_jax.device_check $(if $(OUT_DIR),--out $(OUT_DIR)) $(ARGS)
+	$(DEVICE_PY) -m tools.device_check $(if $(OUT_DIR),--out $(OUT_DIR)) $(ARGS)
 
 clean:
 	rm -rf runs .pytest_cache $(DEVICE_SITE)

@@ -1,6 +1,6 @@
 import sys
 
-from nn_jax import interrupt
+from nn_jax.training import interrupt
 
 interrupt.catch_early()  # before the heavy imports: a signal during start-up still stops a run cleanly
 

@@ -18,9 +18,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from nn_jax import config as config_lib
-from nn_jax import data, parallel, records, tasks, trainer
-from nn_jax.errors import UserError
-from nn_jax.evaluation import Evaluator
+from nn_jax import data
+from nn_jax.common import parallel
+from nn_jax.common.errors import UserError
+from nn_jax.training import tasks, trainer
+from nn_jax.training.evaluation import Evaluator
+from nn_jax.workdir import records
 
 
 @dataclasses.dataclass
@@ -39,7 +42,7 @@ class Result:
   def predict(self, inputs) -> np.ndarray:
     """The model's outputs (logits or scaled values) for a batch of model inputs, from the latest checkpoint."""
     config, model, variables = self._restore()
-    shape = tuple(data.DATASETS[config.dataset.name].input_shape(data.fields(config.dataset)))
+    shape = tuple(data.spec(config.dataset.name).input_shape(data.fields(config.dataset)))
     try:
       batch = np.asarray(inputs, np.float32)
     except (TypeError, ValueError) as e:

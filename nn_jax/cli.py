@@ -13,7 +13,7 @@ import sys
 import time
 
 from nn_jax import config as config_lib
-from nn_jax.errors import UserError
+from nn_jax.common.errors import UserError
 
 DETERMINISTIC_GPU_FLAG = "--xla_gpu_deterministic_ops=true"
 
@@ -75,7 +75,8 @@ def _train(args, overrides) -> None:
   config = config_lib.load(args.config, arguments=overrides)
   workdir = config_lib.workdir(args.workdir)
   use_deterministic_ops(config.deterministic)
-  from nn_jax import interrupt, parallel, trainer  # imported late: bad input is reported before JAX starts
+  from nn_jax.common import parallel
+  from nn_jax.training import interrupt, trainer  # imported late: bad input is reported before JAX starts
   with interrupt.StopRequest() as stop:  # from start-up on: a signal at any moment stops cleanly
     parallel.initialize_distributed(config.distributed)
     stop.agree_across_processes()
@@ -96,8 +97,10 @@ def _parse_input(text: str, num_features: int) -> list[float]:
 
 def _predict(args) -> None:
   workdir = config_lib.workdir(args.workdir, must_exist=True)
-  from nn_jax import data, parallel, tasks, trainer
-  from nn_jax.evaluation import Evaluator
+  from nn_jax import data
+  from nn_jax.common import parallel
+  from nn_jax.training import tasks, trainer
+  from nn_jax.training.evaluation import Evaluator
   config, model, variables = trainer.restore_for_inference(workdir)
   dataset = data.load(config.dataset)  # for its input scaling
   if len(dataset.input_shape) != 1:
@@ -108,13 +111,14 @@ def _predict(args) -> None:
 
 
 def _sweep(args, slurm_arguments) -> None:
-  from nn_jax import interrupt, sweep
+  from nn_jax.ablations import sweep
+  from nn_jax.training import interrupt
   workdir = config_lib.workdir(args.workdir)
   if slurm_arguments and args.launcher == "local":
     raise UserError("--slurm.* parameters need --launcher slurm (or submitit_local)")
   parameters = {}
   if args.launcher != "local":
-    from nn_jax import slurm
+    from nn_jax.ablations import slurm
     parameters = slurm.parse_overrides(slurm_arguments)
   configs = [config for _, point in sweep.expand(sweep.load_sweep(args.sweep)) for config in point]
   use_deterministic_ops(all(config.deterministic for config in configs))
@@ -130,7 +134,7 @@ def _export(args) -> None:
 
 
 def _report(args) -> None:
-  from nn_jax import report
+  from nn_jax.ablations import report
   root = config_lib.workdir(args.workdir, must_exist=True)
   if not root.is_dir():
     raise UserError(f"{args.workdir} does not exist; give a sweep's --workdir")
@@ -151,7 +155,7 @@ def main(argv=None) -> int:
     if args.command != "sweep" and slurm_arguments:
       raise UserError(f"{args.command} takes no --slurm.* parameters (sweep --launcher slurm does)")
     if args.command in ("predict", "report", "export"):
-      from nn_jax import interrupt
+      from nn_jax.training import interrupt
       interrupt.stop_catching()  # nothing to save: signals act as usual
     {"train": lambda: _train(args, overrides), "predict": lambda: _predict(args),
      "sweep": lambda: _sweep(args, slurm_arguments), "report": lambda: _report(args), "export": lambda: _export(args)}[args.command]()

@@ -1,4 +1,5 @@
-"""Experiment configs: loaded from a file, overridden, checked; and the keys every experiment shares.
+"""Experiment configs: loaded from a file, overridden and checked (the keys every experiment shares, their
+defaults and traits: nn_jax/training/hparams.py).
 
 A config file is a Python file with `get_config(arg=None)` returning an
 ml_collections.ConfigDict (Flax-examples style); `path.py:variant` passes
@@ -19,8 +20,6 @@ checks that need the model, loss and optimizer registries import them.
 """
 
 import difflib
-import importlib.util
-import json
 import math
 import os
 import pathlib
@@ -30,20 +29,15 @@ from absl import flags
 from ml_collections import config_flags
 
 from nn_jax import data
-from nn_jax import metrics as metrics_lib
-from nn_jax.errors import UserError
+from nn_jax.common import metrics as metrics_lib
+from nn_jax.common import user_files
+from nn_jax.common.errors import UserError, require
+from nn_jax.training.hparams import base_config, parse_profile_steps  # noqa: F401  (base_config: for experiments)
 
 
 def _load_file(spec: str) -> ml_collections.ConfigDict:
   path, _, arg = spec.partition(":")
-  if not os.path.isfile(path):
-    raise UserError(f"config file {path!r} does not exist; pass e.g. --config experiments/house_mlp.py")
-  module_spec = importlib.util.spec_from_file_location("nn_jax_experiment_config", path)
-  module = importlib.util.module_from_spec(module_spec)
-  try:
-    module_spec.loader.exec_module(module)
-  except (Exception, SystemExit) as e:  # the file is the user's code: its error (or exit) is reported, in one line
-    raise UserError(f"config file {path} raised {type(e).__name__}: {e}; fix the file") from e
+  module = user_files.execute(path, "config file", "--config experiments/house_mlp.py")
   if not hasattr(module, "get_config"):
     raise UserError(f"config file {path!r} defines no get_config()")
   try:
@@ -154,207 +148,86 @@ def load(spec: str, values: dict | None = None, arguments: list[str] = ()) -> ml
   return config
 
 
-def _require(condition: bool, message: str) -> None:
-  if not condition:
-    raise UserError(message)
-
-
-def _choices() -> dict:
-  """Allowed values of model fields that name an option, checked when a config has the field."""
-  from nn_jax.models import activations, cnn, mlp, rnn
-  return {"activation": tuple(activations.ACTIVATIONS), "initializer": tuple(mlp.INITIALIZERS),
-          "cell": tuple(rnn.CELLS), "recurrence": rnn.RECURRENCES, "conv_impl": cnn.CONV_IMPLS}
-
-
 def validate(config: ml_collections.ConfigDict) -> None:
   """Checks values before any work starts; raises UserError naming the first problem."""
-  _require(isinstance(config.seed, int) and config.seed >= 0, f"config.seed must be an int >= 0, got {config.seed!r}")
-  _require(0 < config.num_epochs < 2**31,
-           f"config.num_epochs must be positive and below 2**31 (the step counter is an int32), got "
-           f"{config.num_epochs}")
-  _require(config.batch_size >= 0, f"config.batch_size must be >= 0 (0 = full batch), got {config.batch_size}")
-  from nn_jax import loop, models, optim, tasks  # the registries: JAX, Flax and optax load here
+  require(isinstance(config.seed, int) and config.seed >= 0, f"config.seed must be an int >= 0, got {config.seed!r}")
+  require(0 < config.num_epochs < 2**31,
+          f"config.num_epochs must be positive and below 2**31 (the step counter is an int32), got "
+          f"{config.num_epochs}")
+  require(config.batch_size >= 0, f"config.batch_size must be >= 0 (0 = full batch), got {config.batch_size}")
+  from nn_jax import models
+  from nn_jax.training import optim, tasks  # the registries: JAX, Flax and optax load here
   optim.validate(config.optimizer, config.schedule)
-  _require(config.model.name in models.MODELS,
-           f"config.model.name {config.model.name!r} is not one of {', '.join(sorted(models.MODELS))}")
-  _require(config.compute_dtype in models.COMPUTE_DTYPES,
-           f"config.compute_dtype {config.compute_dtype!r} is not one of {', '.join(models.COMPUTE_DTYPES)}")
-  for field, allowed in _choices().items():
-    value = config.model.get(field)
-    _require(value is None or value in allowed,
-             f"config.model.{field} {value!r} is not one of {', '.join(allowed)}")
-  _require(config.model.get("recurrence") not in models.rnn.LSTM_ONLY_RECURRENCES or config.model.get("cell") == "lstm",
-           f"config.model.recurrence {config.model.get('recurrence')!r} is for the LSTM only, not "
-           f"{config.model.get('cell')!r}; use scan")
-  _require(config.dataset.name in data.DATASETS,
-           f"config.dataset.name {config.dataset.name!r} is not one of {', '.join(sorted(data.DATASETS))}")
-  _require(config.loss in tasks.TASKS, f"config.loss {config.loss!r} is not one of {', '.join(sorted(tasks.TASKS))}")
+  models.model_class(config.model.name)
+  require(config.compute_dtype in models.COMPUTE_DTYPES,
+          f"config.compute_dtype {config.compute_dtype!r} is not one of {', '.join(models.COMPUTE_DTYPES)}")
+  data.spec(config.dataset.name)
+  require(config.loss in tasks.TASKS, f"config.loss {config.loss!r} is not one of {', '.join(sorted(tasks.TASKS))}")
   _check_fit(config)
-  _require(config.log_every_epochs > 0, f"config.log_every_epochs must be positive, got {config.log_every_epochs}")
-  _require(config.checkpoint_every_epochs >= 0,
-           f"config.checkpoint_every_epochs must be >= 0 (0 = only at the end), got {config.checkpoint_every_epochs}")
-  _require(config.checkpoint_every_steps >= 0,
-           f"config.checkpoint_every_steps must be >= 0 (0 = off), got {config.checkpoint_every_steps}")
-  _require(config.keep_checkpoints >= 1, f"config.keep_checkpoints must be >= 1, got {config.keep_checkpoints}")
-  _require(config.eval_batch_size > 0, f"config.eval_batch_size must be positive, got {config.eval_batch_size}")
-  _require(config.data_on_device in ("auto", "true", "false"),
-           f"config.data_on_device must be 'auto', 'true' or 'false', got {config.data_on_device!r}")
-  _require(config.steps_per_dispatch >= 0,
-           f"config.steps_per_dispatch must be >= 0 (0 = chosen per backend), got {config.steps_per_dispatch}")
-  _require(config.checkpoint_min_interval_seconds >= 0,
-           f"config.checkpoint_min_interval_seconds must be >= 0, got {config.checkpoint_min_interval_seconds}")
-  loop.parse_profile_steps(config.profile_steps)
-  _require(config.watchdog_seconds >= 0 or config.watchdog_seconds == -1,
-           f"config.watchdog_seconds must be > 0 (a limit), 0 (auto) or -1 (off), got {config.watchdog_seconds}")
-  _require(config.watchdog_first_seconds > 0,
-           f"config.watchdog_first_seconds must be positive, got {config.watchdog_first_seconds}")
-  _require(config.microbatch_size >= 0,
-           f"config.microbatch_size must be >= 0 (0 = chosen per backend), got {config.microbatch_size}")
-  _require(not (config.batch_size and config.microbatch_size) or config.batch_size % config.microbatch_size == 0,
-           f"config.microbatch_size {config.microbatch_size} does not divide config.batch_size {config.batch_size}; "
-           f"use a divisor of it, or 0 to let the backend choose")
+  require(config.log_every_epochs > 0, f"config.log_every_epochs must be positive, got {config.log_every_epochs}")
+  require(config.checkpoint_every_epochs >= 0,
+          f"config.checkpoint_every_epochs must be >= 0 (0 = only at the end), got {config.checkpoint_every_epochs}")
+  require(config.checkpoint_every_steps >= 0,
+          f"config.checkpoint_every_steps must be >= 0 (0 = off), got {config.checkpoint_every_steps}")
+  require(config.keep_checkpoints >= 1, f"config.keep_checkpoints must be >= 1, got {config.keep_checkpoints}")
+  require(config.eval_batch_size > 0, f"config.eval_batch_size must be positive, got {config.eval_batch_size}")
+  require(config.data_on_device in ("auto", "true", "false"),
+          f"config.data_on_device must be 'auto', 'true' or 'false', got {config.data_on_device!r}")
+  require(config.steps_per_dispatch >= 0,
+          f"config.steps_per_dispatch must be >= 0 (0 = chosen per backend), got {config.steps_per_dispatch}")
+  require(config.checkpoint_min_interval_seconds >= 0,
+          f"config.checkpoint_min_interval_seconds must be >= 0, got {config.checkpoint_min_interval_seconds}")
+  parse_profile_steps(config.profile_steps)
+  require(config.watchdog_seconds >= 0 or config.watchdog_seconds == -1,
+          f"config.watchdog_seconds must be > 0 (a limit), 0 (auto) or -1 (off), got {config.watchdog_seconds}")
+  require(config.watchdog_first_seconds > 0,
+          f"config.watchdog_first_seconds must be positive, got {config.watchdog_first_seconds}")
+  require(config.microbatch_size >= 0,
+          f"config.microbatch_size must be >= 0 (0 = chosen per backend), got {config.microbatch_size}")
+  require(not (config.batch_size and config.microbatch_size) or config.batch_size % config.microbatch_size == 0,
+          f"config.microbatch_size {config.microbatch_size} does not divide config.batch_size {config.batch_size}; "
+          f"use a divisor of it, or 0 to let the backend choose")
 
 
 def _check_fit(config: ml_collections.ConfigDict) -> None:
   """Model, dataset, loss and the metrics a config names must fit one another."""
-  from nn_jax import models, tasks
-  spec, task = data.DATASETS[config.dataset.name], tasks.TASKS[config.loss]
+  from nn_jax import models
+  from nn_jax.training import tasks
+  spec, task = data.spec(config.dataset.name), tasks.TASKS[config.loss]
   fields = data.fields(config.dataset)
   spec.check(fields)
-  _require(task.kind == spec.kind, f"config.loss {config.loss!r} is for {task.kind} targets, but "
-           f"{config.dataset.name} has {spec.kind} targets; use one of "
-           f"{', '.join(name for name, t in tasks.TASKS.items() if t.kind == spec.kind)}")
+  require(task.kind == spec.kind, f"config.loss {config.loss!r} is for {task.kind} targets, but "
+          f"{config.dataset.name} has {spec.kind} targets; use one of "
+          f"{', '.join(name for name, t in tasks.TASKS.items() if t.kind == spec.kind)}")
   input_shape = tuple(spec.input_shape(fields))
   models.check(config.model, input_shape, spec.outputs)
   fraction = config.dataset.get("validation_fraction", 0.0)
-  _require(0 <= fraction < 1, f"config.dataset.validation_fraction must be in [0, 1), got {fraction}")
+  require(0 <= fraction < 1, f"config.dataset.validation_fraction must be in [0, 1), got {fraction}")
   splits = spec.splits + (("validation",) if fraction else ())
   metrics = [f"{split}/{name}" for split in splits for name in task.metric_names]
   for key in ("checkpoint_best_metric", "target_metric", "stop.metric"):
     value = config.stop.metric if key == "stop.metric" else config[key]
-    _require(not value or value in metrics,
-             f"config.{key} {value!r} is not a metric this run records; use one of {', '.join(metrics)}"
-             + ("" if fraction else " (a validation split: config.dataset.validation_fraction > 0)"))
+    require(not value or value in metrics,
+            f"config.{key} {value!r} is not a metric this run records; use one of {', '.join(metrics)}"
+            + ("" if fraction else " (a validation split: config.dataset.validation_fraction > 0)"))
   for key, metric, given in (("checkpoint_best_mode", config.checkpoint_best_metric, config.checkpoint_best_mode),
                              ("stop.mode", config.stop.metric, config.stop.mode)):
-    _require(given in ("auto", "max", "min"), f"config.{key} must be 'auto', 'max' or 'min', got {given!r}")
+    require(given in ("auto", "max", "min"), f"config.{key} must be 'auto', 'max' or 'min', got {given!r}")
     if metric:
       try:
         metrics_lib.mode(metric, given)
       except UserError as e:
         raise UserError(f"config.{key}: {e}") from None
-  _require(config.stop.patience >= 0 and config.stop.min_delta >= 0,
-           "config.stop.patience and config.stop.min_delta must be >= 0")
-  _require(not config.stop.at_target or config.target_metric,
-           "config.stop.at_target needs config.target_metric (and target_value) to stop at")
+  require(config.stop.patience >= 0 and config.stop.min_delta >= 0,
+          "config.stop.patience and config.stop.min_delta must be >= 0")
+  require(not config.stop.at_target or config.target_metric,
+          "config.stop.at_target needs config.target_metric (and target_value) to stop at")
   for example in config.predict_examples:
-    _require(isinstance(example, (list, tuple)) and all(
-        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in example),
-             f"config.predict_examples: {example!r} must be a tuple of finite numbers, e.g. (110, 7)")
-    _require(len(input_shape) == 1 and len(example) == input_shape[0],
-             f"config.predict_examples: {tuple(example)} must be {input_shape[0]} numbers, one per input feature"
-             if len(input_shape) == 1 else
-             f"config.predict_examples: {config.dataset.name}'s inputs have shape {input_shape}; predictions "
-             f"from raw values take flat feature vectors only, so leave predict_examples empty")
-
-
-# Keys whose values may differ between runs trained as one program (the run axis): numbers that change
-# neither an array's shape nor the program. The seed; the learning rate, the optimizer's float kwargs and
-# the schedule's that it computes with as arrays, all arrays in the optimizer state (nn_jax/optim.py); the
-# model's run_axis_fields, e.g. dropout rates (nn_jax/models/__init__.py). Runs that differ in any other
-# key are separate programs.
-RUN_AXIS_KEYS = ("seed", "optimizer.learning_rate", "optimizer.kwargs.*", "schedule.kwargs.*",
-                 "model.<run_axis_fields>")
-
-
-def on_run_axis(key: str, value, config: ml_collections.ConfigDict) -> bool:
-  """Whether a flattened key of `config` holds a value that may differ between the runs of one program."""
-  if key.startswith("optimizer.kwargs."):
-    from nn_jax import optim
-    return optim.on_run_axis(value)  # floats; other kwargs (counts, flags) shape the program
-  if key.startswith("schedule.kwargs."):
-    from nn_jax import optim
-    return optim.schedule_kwarg_on_run_axis(config.schedule, key.removeprefix("schedule.kwargs."), value)
-  if key.startswith("model."):
-    from nn_jax import models
-    return models.on_run_axis(config.model.name, key.removeprefix("model."), value)
-  return key in RUN_AXIS_KEYS
-
-
-def program_key(config: ml_collections.ConfigDict) -> str:
-  """The config without the values that ride on the run axis: equal for runs of one program."""
-  from nn_jax import records
-  flat = records.flatten(records.config_to_dict(config))
-  return json.dumps({key: "<run axis>" if on_run_axis(key, value, config) else value
-                     for key, value in flat.items()}, sort_keys=True, default=str)
-
-
-def base_config() -> ml_collections.ConfigDict:
-  """The keys every experiment has; an experiment file sets what differs."""
-  config = ml_collections.ConfigDict()
-  config.name = ""
-  config.seed = 0
-  config.model = ml_collections.ConfigDict({"name": ""})
-  # validation_fraction > 0 carves a validation split from the training data (by validation_seed; a time
-  # series' last part), evaluated like the test split, so early stopping need not look at the test set.
-  config.dataset = ml_collections.ConfigDict({"name": "", "validation_fraction": 0.0, "validation_seed": 0})
-  config.loss = ""
-  # Any optax optimizer and schedule by name (nn_jax/optim.py); the schedule multiplies the learning rate.
-  config.optimizer = ml_collections.ConfigDict({"name": "adam", "learning_rate": 1e-3,
-                                                "kwargs": ml_collections.ConfigDict()})
-  config.schedule = ml_collections.ConfigDict({"name": "", "kwargs": ml_collections.ConfigDict()})
-  config.num_epochs = 1
-  config.compute_dtype = "float32"  # or "bfloat16": parameters stay float32
-  config.batch_size = 0  # 0: full batch
-  config.eval_batch_size = 1000
-  # > 0: each step accumulates the batch's gradient over microbatches of this many examples, one after
-  # another (same gradient, smaller working set); 0: chosen per backend (nn_jax/auto.py).
-  config.microbatch_size = 0
-  # Where batches come from: "true" uploads the training split once and gathers batches on the device,
-  # "false" gathers them on the host; "auto": on the device when it fits (nn_jax/auto.py). Same numbers.
-  config.data_on_device = "auto"
-  config.steps_per_dispatch = 0  # train steps per compiled call (a lax.scan); 0: chosen per backend
-  # JAX's persistent compilation cache (nn_jax/compilation_cache.py): "" for the default folder, a folder, or "off".
-  config.compilation_cache = ""
-  # On GPU, XLA's deterministic ops, so two runs end bit-identical (cost: docs/performance.md).
-  config.deterministic = True
-  config.log_every_epochs = 1  # evaluate and print every N epochs (and at the last)
-  config.checkpoint_every_epochs = 1  # 0: only at the end
-  config.checkpoint_every_steps = 0  # > 0: also every N steps within an epoch (mini-batch training)
-  # Epoch and step checkpoints come at most this often (the last one and a stop's always come).
-  config.checkpoint_min_interval_seconds = 10.0
-  config.checkpoint_async = True  # orbax writes while training goes on
-  config.keep_checkpoints = 3  # the latest N, plus the best by checkpoint_best_metric
-  config.checkpoint_best_metric = ""  # e.g. "test/accuracy"; "": keep only the latest
-  config.checkpoint_best_mode = "auto"  # the metric's declared direction (nn_jax/metrics.py)
-  config.allow_config_change = False  # resume a workdir whose run had another config
-  # Multi-host: JAX's multi-controller runtime (README "Running on accelerators and clusters").
-  config.distributed = ml_collections.ConfigDict({
-      "auto": False,  # True: jax.distributed.initialize() detects the cluster (SLURM, Cloud TPU)
-      "coordinator_address": "",  # or give "host:port", the process count and this process's id
-      "num_processes": 1,
-      "process_id": 0,
-  })
-  # A train dispatch, wait, evaluation or save that runs longer ends the process with exit code 75, saying
-  # which process, step and phase hung (nn_jax/watchdog.py): seconds; 0: ten times that phase's median
-  # plus a minute; -1: off. Each phase's first occurrence (compilation, first save) gets watchdog_first_seconds.
-  config.watchdog_seconds = 0.0
-  config.watchdog_first_seconds = 600.0
-  config.progress = True  # a progress bar per epoch, when stderr is a terminal
-  # Learning curves and pictures drawn at the end (pictures.py); a sweep draws them when its file asks.
-  config.pictures = True
-  # "START:COUNT": a jax.profiler trace of those steps' dispatches into WORKDIR/profile (TensorBoard, Perfetto)
-  config.profile_steps = ""
-  config.predict_examples = ()  # raw inputs whose predictions are printed after training
-  # The run reports the wall time from launch until this evaluated metric first reaches the value.
-  config.target_metric = ""  # e.g. "test/accuracy"; "": none
-  config.target_value = 0.0
-  # Stopping before num_epochs (nn_jax/stopping.py): on a metric that stops improving, or at the target.
-  config.stop = ml_collections.ConfigDict({
-      "metric": "",  # e.g. "validation/loss"; "": no early stopping
-      "mode": "auto",  # the metric's declared direction (nn_jax/metrics.py)
-      "patience": 0,  # evaluations without improvement before stopping; 0: never
-      "min_delta": 0.0,  # what counts as an improvement
-      "at_target": False,  # stop once target_metric reaches target_value
-  })
-  return config
+    require(isinstance(example, (list, tuple)) and all(
+       isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in example),
+            f"config.predict_examples: {example!r} must be a tuple of finite numbers, e.g. (110, 7)")
+    require(len(input_shape) == 1 and len(example) == input_shape[0],
+            f"config.predict_examples: {tuple(example)} must be {input_shape[0]} numbers, one per input feature"
+            if len(input_shape) == 1 else
+            f"config.predict_examples: {config.dataset.name}'s inputs have shape {input_shape}; predictions "
+            f"from raw values take flat feature vectors only, so leave predict_examples empty")

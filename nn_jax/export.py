@@ -21,9 +21,10 @@ import jax.numpy as jnp
 import numpy as np
 from flax import traverse_util
 
-from nn_jax import data, trainer
-from nn_jax.checkpoint import Checkpoints
-from nn_jax.errors import UserError
+from nn_jax import data
+from nn_jax.common.errors import UserError
+from nn_jax.training import trainer
+from nn_jax.workdir.checkpoint import Checkpoints
 
 FILES = ("model.jaxexport", "variables.npz", "model.json")
 
@@ -31,7 +32,7 @@ FILES = ("model.jaxexport", "variables.npz", "model.json")
 def export_run(workdir: pathlib.Path, platforms=None) -> pathlib.Path:
   """Writes workdir/export/ from the run's latest checkpoint; returns that folder."""
   config, model, variables = trainer.restore_for_inference(workdir)
-  spec = data.DATASETS[config.dataset.name]
+  spec = data.spec(config.dataset.name)
   input_shape = tuple(spec.input_shape(data.fields(config.dataset)))
   variables = jax.device_get(variables)
   abstract = jax.tree_util.tree_map(lambda a: jax.ShapeDtypeStruct(np.shape(a), np.asarray(a).dtype), variables)

@@ -2,11 +2,11 @@
 
 import numpy as np
 import pytest
+from conftest import ROOT
 
 import nn_jax
-from conftest import ROOT
 from nn_jax import api
-from nn_jax.errors import UserError
+from nn_jax.common.errors import UserError
 
 
 def test_train_returns_the_summary_the_history_and_a_predict_function(tmp_path, quiet_progress):

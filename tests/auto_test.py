@@ -1,12 +1,14 @@
 """What per-backend choices become, decided once per run."""
 
 from conftest import experiment
-from nn_jax import auto
+
+from nn_jax.models import cnn
+from nn_jax.training import auto
 
 
 def test_cnn_on_cpu_is_fused_in_microbatches_of_50_and_xla_whole_batch_elsewhere():
   cpu = auto.resolve(experiment("cnn_mnist"), "cpu")
-  assert cpu.model.conv_impl == "fused" and cpu.microbatch_size == auto.FUSED_CNN_MICROBATCH
+  assert cpu.model.conv_impl == "fused" and cpu.microbatch_size == cnn.FUSED_MICROBATCH
   gpu = auto.resolve(experiment("cnn_mnist"), "gpu")
   assert gpu.model.conv_impl == "xla" and gpu.microbatch_size == 200
   assert auto.resolve(experiment("cnn_mnist", "microbatch_size=100"), "cpu").microbatch_size == 100

@@ -2,9 +2,9 @@
 
 import jax
 import pytest
-
 from conftest import assert_same_function
-from nn_jax import bench_recurrences
+
+from benchmarks import recurrences
 from nn_jax.models import rnn
 
 
@@ -15,5 +15,5 @@ def test_every_benchmarked_recurrence_gives_the_same_numbers(cell, recurrence):
   window = jax.random.normal(jax.random.key(3), (8, 10, 1))
   targets = jax.random.normal(jax.random.key(4), (8, 1))
   assert_same_function(rnn.SequenceRegressor(cell=cell, units=12, activation="relu", recurrence="scan"),
-                       bench_recurrences.BenchSequenceRegressor(cell=cell, units=12, activation="relu",
+                       recurrences.BenchSequenceRegressor(cell=cell, units=12, activation="relu",
                                                                 recurrence=recurrence), window, targets)

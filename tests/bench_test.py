@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from nn_jax import bench
+from benchmarks import bench
 
 
 def test_a_case_reports_its_figures_and_peak_memory():
@@ -30,7 +30,7 @@ def test_the_table_names_what_ran_and_what_failed():
       "fnn_epoch_k0": {"epoch_ms": 1.0, "steps_per_epoch": 14, "steps_per_dispatch": 10, "data_on_device": "true"},
       "torch_cnn": {"skipped": "torch is not installed"},
       "cnn_eval_runs": {"images_per_second": 40000.0, "runs": 4, "peak_rss_mib": 470},
-      **{f"gru_custom_vjp_b{b}": {"previous": "scan", "previous_sequences_per_second": 1000.0 * b,
+      **{f"gru_custom_vjp_b{b}": {"compared": "scan", "compared_sequences_per_second": 1000.0 * b,
                                   "custom_vjp_sequences_per_second": 1500.0 * b, "ratio": 1.5} for b in (32, 256)},
       "cnn_loop": {"error": "timed out after 60 s"}})
   assert "| house MLP, 2000 epochs" in table and "5.0 / 34.0 ms" in table
@@ -49,6 +49,6 @@ def test_accelerator_and_cpu_only_cases_are_chosen_by_backend():
 @pytest.mark.slow
 def test_the_recurrence_pair_times_both_on_the_same_machine():
   result = bench.run_case("simple_custom_vjp_b32", 1)
-  assert result["previous"] == "scan" and result["previous_sequences_per_second"] > 0
+  assert result["compared"] == "scan" and result["compared_sequences_per_second"] > 0
   assert result["ratio"] == pytest.approx(result["custom_vjp_sequences_per_second"]
-                                          / result["previous_sequences_per_second"])
+                                          / result["compared_sequences_per_second"])

@@ -12,12 +12,14 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 import pytest
-
 from conftest import ROOT, experiment, subprocess_env
-from nn_jax import models, parallel, program
-from nn_jax.checkpoint import Checkpoints
-from nn_jax.checkpoint_digests import json_digest, tree_digest
-from nn_jax.errors import UserError
+
+from nn_jax import models
+from nn_jax.common import parallel
+from nn_jax.common.errors import UserError
+from nn_jax.training import program
+from nn_jax.workdir.checkpoint import Checkpoints
+from nn_jax.workdir.checkpoint_digests import json_digest, tree_digest
 
 
 def _state(seed=0):
@@ -232,7 +234,7 @@ def test_digests_of_whole_trees_are_still_checked(tmp_path, capsys, flip):
 SHARDED = """
 import jax, numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
-from nn_jax import checkpoint_digests as d
+from nn_jax.workdir import checkpoint_digests as d
 mesh = Mesh(np.array(jax.devices()).reshape(2, 2), ("a", "b"))
 place = lambda tree, spec: {k: jax.device_put(v, NamedSharding(mesh, P(*spec[:v.ndim]))) for k, v in tree.items()}
 values = {"w": np.arange(48, dtype=np.float32).reshape(8, 6), "b": np.arange(8, dtype=np.float32)}

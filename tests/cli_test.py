@@ -6,10 +6,10 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import ROOT
+
 from nn_jax import cli
-from nn_jax.checkpoint import Checkpoints
+from nn_jax.workdir.checkpoint import Checkpoints
 
 HOUSE = str(ROOT / "experiments" / "house_mlp.py")
 

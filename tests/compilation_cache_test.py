@@ -5,9 +5,9 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import ROOT
-from nn_jax import compilation_cache
+
+from nn_jax.training import compilation_cache
 
 
 def test_the_folder_comes_from_the_config_then_the_environment_then_the_user_cache(monkeypatch, tmp_path):

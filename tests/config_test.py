@@ -1,10 +1,10 @@
 """Configs: one loader for files, command-line strings and Python values, all typed and validated."""
 
 import pytest
+from conftest import ROOT
 
-from conftest import ROOT, experiment
 from nn_jax import config as config_lib
-from nn_jax.errors import UserError
+from nn_jax.common.errors import UserError
 
 HOUSE = str(ROOT / "experiments" / "house_mlp.py")
 
@@ -65,7 +65,7 @@ def test_every_experiment_and_variant_loads_and_validates():
     ("cnn_mnist.py", {"model.dense_dropout": 1.0}, "dense_dropout must lie in [0, 1)"),
     ("cnn_mnist.py", {"model.num_classes": 2}, "the model gives 2 outputs but this dataset needs 10"),
     ("recurrent_series.py", {"checkpoint_best_mode": "max"},
-     "config.checkpoint_best_mode: test/rmse is better low ('min', nn_jax/metrics.py), not 'max'"),
+     "config.checkpoint_best_mode: test/rmse is better low ('min', nn_jax/common/metrics.py), not 'max'"),
     ("cnn_mnist.py", {"stop.metric": "test/accuracy", "stop.mode": "min"}, "test/accuracy is better high"),
     ("cnn_mnist.py", {"stop.mode": "lower"}, "config.stop.mode must be 'auto', 'max' or 'min', got 'lower'"),
 ])
@@ -97,22 +97,3 @@ def test_a_config_file_that_exits_or_returns_no_config_is_one_line(tmp_path, tex
   with pytest.raises(UserError) as error:
     config_lib.load(str(broken))
   assert message in str(error.value) and "\n" not in str(error.value)
-
-
-def test_runs_differing_in_dropout_rates_are_one_program_but_a_rate_of_0_is_another():
-  cnn = lambda *overrides: config_lib.program_key(experiment("cnn_mnist", *overrides))
-  assert cnn("model.dense_dropout=0.5", "seed=1") == cnn("model.dense_dropout=0.25")  # arrays in one program
-  assert cnn("model.dense_dropout=0.5") != cnn()  # a rate of 0 removes the op: another program
-  assert cnn("model.dense_dropout=0.5") != cnn("model.conv_dropout=0.5")
-  house = lambda units: config_lib.program_key(experiment("house_mlp", f"model.hidden_units=({units},)"))
-  assert house(4) != house(8)  # a model field off the run axis
-
-
-def test_runs_differing_in_schedule_floats_it_computes_with_as_arrays_are_one_program():
-  key = lambda *overrides: config_lib.program_key(experiment(
-      "house_mlp", "schedule.name=warmup_cosine_decay_schedule", "schedule.kwargs.init_value=0.0",
-      "schedule.kwargs.warmup_steps=10", *overrides))
-  assert key("schedule.kwargs.end_value=0.1", "schedule.kwargs.peak_value=1.0") == key(
-      "schedule.kwargs.end_value=0.2", "schedule.kwargs.peak_value=1.0")
-  # warmup_cosine_decay_schedule branches on peak_value in Python: another value is another program.
-  assert key("schedule.kwargs.peak_value=1.0") != key("schedule.kwargs.peak_value=0.5")

@@ -3,7 +3,7 @@
 import json
 import sys
 
-from nn_jax import device_check
+from tools import device_check
 
 
 def test_a_stage_that_overruns_is_cut_and_recorded(tmp_path):

@@ -34,7 +34,7 @@ def test_make_train_mlp_writes_a_complete_run_directory(tmp_path):
   summary = json.loads((workdir / "summary.json").read_text())
   assert summary["epochs"] == 300 and summary["steps"] == 300
   assert summary["final"]["train"]["loss"] < rows[0]["loss"]
-  assert {"jax", "flax", "optax"} <= set(summary["versions"]) and summary["device_kind"]
+  assert {"jax", "flax", "optax"} <= set(summary["versions"]) and summary["device_kind"] and summary["cpu"]
   assert summary["compile_seconds"] > 0 and summary["train_seconds"] > 0
   assert len(summary["predictions"]) == 2
   assert (workdir / "loss.png").stat().st_size > 1000

@@ -2,9 +2,11 @@
 
 import jax
 import numpy as np
-
 from conftest import experiment
-from nn_jax import data, evaluation, models, parallel, program, tasks
+
+from nn_jax import data, models
+from nn_jax.common import parallel
+from nn_jax.training import evaluation, program, tasks
 
 
 def test_padding_to_whole_batches():

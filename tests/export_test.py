@@ -3,11 +3,12 @@
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
+from conftest import ROOT, experiment
 
 import nn_jax
-from conftest import ROOT, experiment
-from nn_jax import cli, data, export, trainer
-from nn_jax.errors import UserError
+from nn_jax import cli, data, export
+from nn_jax.common.errors import UserError
+from nn_jax.training import trainer
 
 CASES = [("house_mlp", ()), ("fnn_binary", ()), ("recurrent_series:simple", ()), ("recurrent_series:lstm", ()),
          ("recurrent_series:gru", ()), ("cnn_mnist", ("dataset.train_examples=32", "dataset.test_examples=32",

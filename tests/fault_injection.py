@@ -19,7 +19,7 @@ def _kill_self(note: str) -> None:
 def inject(mode: str, nth: int) -> None:
   calls = {"count": 0}
   if mode == "kill_after_save":
-    from nn_jax import checkpoint
+    from nn_jax.workdir import checkpoint
     original = checkpoint.Checkpoints.save
 
     def save(self, *args, **kwargs):

@@ -14,9 +14,9 @@ import time
 
 import numpy as np
 import pytest
-
 from conftest import ROOT
-from nn_jax import trainer
+
+from nn_jax.training import trainer
 
 pytestmark = pytest.mark.slow  # subprocesses of the real CLI: the full tier (make test)
 

@@ -2,11 +2,12 @@
 
 import jax
 import numpy as np
-
 from conftest import experiment
-from nn_jax import data, models, numpy_reference, program, trainer
-from nn_jax.data import house_prices
 
+from benchmarks import numpy_reference
+from nn_jax import data, models
+from nn_jax.data import house_prices
+from nn_jax.training import program, trainer
 
 # The article's table: [size m², age years] -> price in t€.
 ARTICLE_X = np.array([[100, 5], [120, 10], [80, 15], [150, 2], [90, 20], [110, 7], [95, 12], [130, 8], [140, 5],

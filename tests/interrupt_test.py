@@ -5,7 +5,7 @@ import signal
 
 import pytest
 
-from nn_jax.interrupt import StopRequest
+from nn_jax.training.interrupt import StopRequest
 
 
 def test_the_first_signal_requests_a_stop_and_handlers_are_restored():

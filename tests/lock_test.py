@@ -6,8 +6,8 @@ import signal
 
 import pytest
 
-from nn_jax.errors import UserError
-from nn_jax.lock import RunLock
+from nn_jax.common.errors import UserError
+from nn_jax.workdir.lock import RunLock
 
 
 def test_a_second_writer_is_refused_naming_the_holder(tmp_path):

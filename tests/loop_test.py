@@ -4,9 +4,9 @@ import jax
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
-
 from conftest import experiment
-from nn_jax import loop, trainer
+
+from nn_jax.training import loop, trainer
 
 
 def test_epoch_order_is_a_function_of_seed_and_epoch():

@@ -1,10 +1,13 @@
 """Which way a metric is better: declared once for every metric a run records, asked for otherwise."""
 
 import pytest
-
 from conftest import experiment
-from nn_jax import data, metrics, stats, stopping, tasks
-from nn_jax.errors import UserError
+
+from nn_jax import data
+from nn_jax.ablations import stats
+from nn_jax.common import metrics
+from nn_jax.common.errors import UserError
+from nn_jax.training import stopping, tasks
 
 
 def test_every_metric_a_run_records_is_declared():

@@ -3,19 +3,19 @@
 import contextlib
 import functools
 import gzip
+import http.server
 import importlib.resources
 import importlib.util
-import http.server
 import shutil
 import threading
 
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
-
 from conftest import SHARED_GZ, SHARED_TFDS, needs_shared_gz, needs_shared_tfds
+
+from nn_jax.common.errors import UserError
 from nn_jax.data import mnist, mnist_files
-from nn_jax.errors import UserError
 
 
 def test_mock_data_loads_scaled_images_and_int_labels(tmp_path):

@@ -13,9 +13,9 @@ import time
 import jax
 import numpy as np
 import pytest
-
 from conftest import ROOT
-from nn_jax import trainer, watchdog
+
+from nn_jax.training import trainer, watchdog
 
 pytestmark = pytest.mark.slow  # subprocesses of the real CLI: the full tier (make test)
 

@@ -6,8 +6,8 @@ import optax
 import pytest
 from ml_collections import ConfigDict
 
-from nn_jax import optim
-from nn_jax.errors import UserError
+from nn_jax.common.errors import UserError
+from nn_jax.training import optim
 
 
 def _optimizer(name, learning_rate=0.1, **kwargs):

@@ -6,8 +6,8 @@ import jax
 import numpy as np
 import pytest
 
-from nn_jax import parallel
-from nn_jax.errors import UserError
+from nn_jax.common import parallel
+from nn_jax.common.errors import UserError
 
 
 def test_global_batch_is_split_along_the_named_axis():

@@ -4,10 +4,11 @@ import matplotlib.image
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
-
 from conftest import experiment
-from nn_jax import pictures, trainer
+
 from nn_jax.data import series
+from nn_jax.training import trainer
+from nn_jax.workdir import pictures
 
 
 def _check_png(path, min_width=400):

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from nn_jax import plots
+from nn_jax.workdir import plots
 
 
 def _is_png(path):

@@ -6,8 +6,8 @@ import ml_collections
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from nn_jax import records
-from nn_jax.errors import UserError
+from nn_jax.common.errors import UserError
+from nn_jax.workdir import records
 
 
 def _tensorboard_steps(workdir, tag):

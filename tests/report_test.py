@@ -6,8 +6,9 @@ import pathlib
 
 import pytest
 
-from nn_jax import records, report
-from nn_jax.errors import UserError
+from nn_jax.ablations import report
+from nn_jax.common.errors import UserError
+from nn_jax.workdir import records
 
 
 def _fake_run(root: pathlib.Path, name: str, units: int, seed: int, rmse: float) -> None:

@@ -5,8 +5,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
 from conftest import assert_same_function
+
 from nn_jax.models import rnn
 
 
@@ -95,7 +95,7 @@ def test_plain_rnn_gradient_vanishes_and_the_lstm_keeps_more_of_it():
 @pytest.mark.parametrize("cell", ["simple", "lstm", "gru"])
 def test_every_cell_beats_the_naive_baseline_on_a_noisy_sine(tmp_path, cell, quiet_progress):
   from conftest import experiment
-  from nn_jax import trainer
+  from nn_jax.training import trainer
   config = experiment("recurrent_series", "dataset.name=noisy_sine", "num_epochs=30",
                       "log_every_epochs=30", "checkpoint_every_epochs=0", f"model.cell={cell}")
   summary = trainer.train_and_evaluate(config, tmp_path)

@@ -10,10 +10,12 @@ import time
 import jax
 import numpy as np
 import pytest
-
 from conftest import ROOT
-from nn_jax import cli, slurm, trainer
-from nn_jax.errors import UserError
+
+from nn_jax import cli
+from nn_jax.ablations import slurm
+from nn_jax.common.errors import UserError
+from nn_jax.training import trainer
 
 GRID = '''
 def get_sweep():

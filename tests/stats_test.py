@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from nn_jax import stats
+from nn_jax.ablations import stats
 
 
 def test_the_interval_is_student_t():

@@ -2,7 +2,7 @@
 
 import json
 
-from nn_jax.status import RunStatus
+from nn_jax.workdir.status import RunStatus
 
 
 def test_a_run_found_running_was_killed(tmp_path):

@@ -4,9 +4,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
 from conftest import experiment
-from nn_jax import data, loop, models, program, step, tasks
+
+from nn_jax import data, models
+from nn_jax.training import loop, program, step, tasks
 
 
 def _house():

@@ -5,9 +5,9 @@ import json
 import jax
 import numpy as np
 import pytest
-
 from conftest import experiment
-from nn_jax import stopping, trainer
+
+from nn_jax.training import stopping, trainer
 
 STOP = ("num_epochs=60", "log_every_epochs=1", "dataset.validation_fraction=0.2", "stop.metric=validation/loss",
         "stop.patience=3", "checkpoint_min_interval_seconds=0")

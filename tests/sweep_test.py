@@ -9,11 +9,12 @@ import sys
 import time
 
 import pytest
-
 from conftest import ROOT
-from nn_jax import auto, cli, loop, report, sweep
-from nn_jax.errors import UserError
 
+from nn_jax import cli
+from nn_jax.ablations import report, sweep
+from nn_jax.common.errors import UserError
+from nn_jax.training import auto, loop
 
 SWEEP = '''
 def get_sweep():

@@ -3,7 +3,7 @@
 import jax.numpy as jnp
 import numpy as np
 
-from nn_jax import tasks
+from nn_jax.training import tasks
 
 
 def test_half_mse_is_half_of_mse():

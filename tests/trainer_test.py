@@ -9,10 +9,11 @@ import ml_collections
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
-
 from conftest import experiment
-from nn_jax import data, program, trainer
-from nn_jax.errors import UserError
+
+from nn_jax import data
+from nn_jax.common.errors import UserError
+from nn_jax.training import program, trainer
 
 
 def _params(workdir):

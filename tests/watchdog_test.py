@@ -5,8 +5,8 @@ import time
 
 import pytest
 
-from nn_jax import watchdog as watchdog_lib
-from nn_jax.watchdog import EXIT_STUCK, Watchdog
+from nn_jax.training import watchdog as watchdog_lib
+from nn_jax.training.watchdog import EXIT_STUCK, Watchdog
 
 
 class _Exits:
@@ -75,6 +75,6 @@ def test_off_starts_no_thread():
 @pytest.mark.parametrize("key,value", [("watchdog_seconds", -2.0), ("watchdog_first_seconds", 0.0)])
 def test_bad_limits_are_refused(key, value):
   from conftest import experiment
-  from nn_jax.errors import UserError
+  from nn_jax.common.errors import UserError
   with pytest.raises(UserError, match=f"config.{key}"):
     experiment("fnn_binary", f"{key}={value}")

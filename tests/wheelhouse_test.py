@@ -2,7 +2,7 @@
 
 import importlib.metadata
 
-from nn_jax import wheelhouse
+from tools import wheelhouse
 
 
 def test_every_package_is_pinned_to_a_version_installed_here():

@@ -12,8 +12,9 @@ from typing import Callable
 import ml_collections
 import numpy as np
 
+from nn_jax.common import user_files
+from nn_jax.common.errors import UserError
 from nn_jax.data.dataset import Dataset
-from nn_jax.errors import UserError
 
 
 def _fraction(fields: dict) -> None:
@@ -67,13 +68,27 @@ DATASETS = {
 VALIDATION_FIELDS = ("validation_fraction", "validation_seed")
 
 
+def spec(name: str) -> Spec:
+  """The dataset `config.dataset.name` names: a built-in's name or `path/to/file.py:NAME`, a Spec there."""
+  if user_files.is_reference(name):
+    found = user_files.named_object(name, "config.dataset.name")
+    if not isinstance(found, Spec):
+      raise UserError(f"config.dataset.name {name!r} is a {type(found).__name__}, not an nn_jax.data.Spec; "
+                      f"define NAME = nn_jax.data.Spec(load=..., kind=..., input_shape=..., outputs=...)")
+    return found
+  if name not in DATASETS:
+    raise UserError(f"config.dataset.name {name!r} is not one of {', '.join(sorted(DATASETS))}, nor a "
+                    f"path/to/file.py:NAME of your own")
+  return DATASETS[name]
+
+
 def fields(dataset_config: ml_collections.ConfigDict) -> dict:
   return {k: v for k, v in dataset_config.items() if k != "name"}
 
 
 def load(dataset_config: ml_collections.ConfigDict) -> Dataset:
   loader_fields = {k: v for k, v in fields(dataset_config).items() if k not in VALIDATION_FIELDS}
-  dataset = DATASETS[dataset_config.name].load(**loader_fields)
+  dataset = spec(dataset_config.name).load(**loader_fields)
   return with_validation(dataset, dataset_config.get("validation_fraction", 0.0),
                          dataset_config.get("validation_seed", 0))
 

@@ -20,9 +20,9 @@ import numpy as np
 import tensorflow_datasets as tfds
 from array_record.python import array_record_data_source
 
+from nn_jax.common.errors import UserError
 from nn_jax.data import decoded_cache, mnist_files
 from nn_jax.data.dataset import Dataset
-from nn_jax.errors import UserError
 
 SPLITS = ("train", "test")
 DECODER_VERSION = "1"  # names the cache entries `_decode` writes: change it whenever its output changes

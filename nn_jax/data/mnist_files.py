@@ -15,7 +15,7 @@ import urllib.request
 import numpy as np
 import tensorflow_datasets as tfds
 
-from nn_jax.errors import UserError
+from nn_jax.common.errors import UserError
 
 # name -> sha256, as TFDS registers them in tensorflow_datasets/url_checksums/mnist.txt.
 OFFICIAL_FILES = {

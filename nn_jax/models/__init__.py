@@ -1,7 +1,9 @@
-"""Models by name, and the contract every model keeps with the trainer.
+"""Models by name or by file, and the contract every model keeps with the trainer.
 
-A model is a linen Module built by `build(config.model, compute_dtype)` from
-the fields of `config.model` (all but `name`) plus:
+`config.model.name` is a built-in model's name (MODELS) or a linen Module in
+the researcher's own file, `path/to/file.py:ClassName`. Either way the model
+is built by `build(config.model, compute_dtype)` from the fields of
+`config.model` (all but `name`; the class's own defaults fill the rest) plus:
 
 - `dtype`: the dtype its computation runs in; parameters stay float32 and the
   output is float32 (bfloat16 keeps float32's exponent range: no loss scaling).
@@ -12,29 +14,42 @@ the fields of `config.model` (all but `name`) plus:
   draws from, e.g. ("dropout",). The trainer gives each a fresh key per step
   (and per microbatch), derived from the run's seed and the step number, so a
   resumed run draws exactly the keys an uninterrupted one does.
-- `run_axis_fields` (optional): a class attribute naming the float fields
-  that runs of one program may differ in, e.g. dropout rates. In training passes such a
-  field holds the run's value as an array (the module is cloned with it), so
-  the model computes with it rather than branching on it in Python
-  (nn_jax/models/dropout.py). A field at 0 stays a constant, since it may
-  remove an op. These fields change neither the parameters nor their
-  initialization.
 - Mutable collections: whatever `model.init` returns besides "params" (e.g.
   "batch_stats") is model state. Training passes update it (`mutable=`),
   evaluation and prediction read it; the train state and every checkpoint
   carry it.
 
-Adding a model: a Module keeping this contract, one line in MODELS (and, for
-config checks before anything runs, one in `check`), a config in experiments/.
+Optional, each read only here and in nn_jax/training/auto.py:
+
+- `input_rank`: the rank of one example's input (3: images (height, width,
+  channels); 2: sequences (steps, features)); a dataset of another rank is
+  refused before anything loads.
+- `check(fields, input_shape)`, a classmethod: raises UserError when a field
+  is out of range or the inputs cannot pass through the model (too small).
+- `backend_choices(fields, backend)`, a classmethod: {field: value} for the
+  fields the config left to the backend ("auto"), decided once per run and
+  recorded in summary.json, plus "microbatch_size" when the model prefers one
+  and "steps_per_dispatch" when it runs slowly inside compiled loops.
+- `run_axis_fields`: a class attribute naming the float fields that runs of
+  one program may differ in, e.g. dropout rates. In training passes such a
+  field holds the run's value as an array (the module is cloned with it), so
+  the model computes with it rather than branching on it in Python
+  (nn_jax/models/dropout.py). A field at 0 stays a constant, since it may
+  remove an op. These fields change neither the parameters nor their
+  initialization.
+
+Adding a model: a Module keeping this contract, in a file of your own
+(`--config.model.name=my_models.py:TinyCNN`) or, to ship it, one line in MODELS.
 """
+
+import dataclasses
 
 import flax.linen as nn
 import jax.numpy as jnp
 import ml_collections
 
-from nn_jax.errors import UserError
-
-from nn_jax.models import rnn  # noqa: F401  (rnn.LSTM_ONLY_RECURRENCES: for config checks)
+from nn_jax.common import user_files
+from nn_jax.common.errors import UserError, require
 from nn_jax.models.cnn import CNN
 from nn_jax.models.mlp import MLP
 from nn_jax.models.rnn import SequenceRegressor
@@ -48,11 +63,34 @@ MODELS = {
 COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 
+def model_class(name: str) -> type[nn.Module]:
+  """The class `config.model.name` names: a built-in's name or `path/to/file.py:ClassName`."""
+  if user_files.is_reference(name):
+    found = user_files.named_object(name, "config.model.name")
+    if not (isinstance(found, type) and issubclass(found, nn.Module)):
+      raise UserError(f"config.model.name {name!r} is a {type(found).__name__}, not a linen Module class")
+    return found
+  if name not in MODELS:
+    raise UserError(f"config.model.name {name!r} is not one of {', '.join(sorted(MODELS))}, nor a "
+                    f"path/to/file.py:ClassName of your own")
+  return MODELS[name]
+
+
+def fields(model_config: ml_collections.ConfigDict) -> dict:
+  """The model's fields a config sets; a list becomes a tuple: a module's fields are frozen, and the
+  program caches its compiled initialization by the module's hash."""
+  return {k: tuple(v) if isinstance(v, list) else v for k, v in model_config.items() if k != "name"}
+
+
 def build(model_config: ml_collections.ConfigDict, compute_dtype: str = "float32") -> nn.Module:
-  """The model `model_config` names, computing in `compute_dtype`. A list becomes a tuple: a module's
-  fields are frozen, and the program caches its compiled initialization by the module's hash."""
-  kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in model_config.items() if k != "name"}
-  return MODELS[model_config.name](**kwargs, dtype=COMPUTE_DTYPES[compute_dtype])
+  """The model `model_config` names, computing in `compute_dtype`."""
+  return model_class(model_config.name)(**fields(model_config), dtype=COMPUTE_DTYPES[compute_dtype])
+
+
+def backend_choices(model_config: ml_collections.ConfigDict, backend: str) -> dict:
+  """The model's per-backend choices (the contract's `backend_choices`); {} for a model without any."""
+  decide = getattr(model_class(model_config.name), "backend_choices", None)
+  return dict(decide(fields(model_config), backend)) if decide else {}
 
 
 def run_axis_fields(model_class) -> tuple[str, ...]:
@@ -61,7 +99,7 @@ def run_axis_fields(model_class) -> tuple[str, ...]:
 
 def on_run_axis(model_name: str, field: str, value) -> bool:
   """Whether a model field's value rides on the run axis: one of the model's run_axis_fields, not 0."""
-  return field in run_axis_fields(MODELS.get(model_name)) and value != 0
+  return field in run_axis_fields(model_class(model_name)) and value != 0
 
 
 def run_axis_values(model_config: ml_collections.ConfigDict) -> dict:
@@ -78,23 +116,24 @@ def _positive(model_config, *keys) -> None:
         raise UserError(f"config.model.{key} must be positive, got {values}")
 
 
+RANKS = {3: "images (height, width, channels)", 2: "sequences (steps, features)", 1: "feature vectors"}
+
+
 def check(model_config: ml_collections.ConfigDict, input_shape: tuple, outputs: int) -> None:
   """Raises UserError when the model's fields are out of range or it cannot read this dataset's inputs
   (`input_shape`, one example's) or give the `outputs` it needs: before anything is loaded or run."""
-  name = model_config.name
+  name, cls = model_config.name, model_class(model_config.name)
   _positive(model_config, "hidden_units", "output_units", "num_classes", "units", "outputs")
-  for key in ("conv_dropout", "dense_dropout"):
-    if not 0 <= model_config.get(key, 0.0) < 1:
-      raise UserError(f"config.model.{key} must lie in [0, 1), got {model_config.get(key)}")
-  wanted_rank = {"cnn": 3, "sequence_regressor": 2}.get(name)
-  if wanted_rank and len(input_shape) != wanted_rank:
-    reads = {3: "images (height, width, channels)", 2: "sequences (steps, features)"}[wanted_rank]
-    raise UserError(f"config.model.name {name!r} reads {reads}, but this dataset's inputs have shape {input_shape}; "
-                    f"pick a model for this dataset")
-  if name == "cnn" and min(input_shape[:2]) < 10:
-    raise UserError(f"the CNN's two valid 3x3 convolutions and 2x2 pools need images of at least 10x10, "
-                    f"got {input_shape}")
+  rank = getattr(cls, "input_rank", None)
+  require(rank is None or len(input_shape) == rank,
+          f"config.model.name {name!r} reads {RANKS.get(rank, f'inputs of rank {rank}')}, but this dataset's inputs "
+          f"have shape {input_shape}; pick a model for this dataset")
+  if hasattr(cls, "check"):
+    cls.check(fields(model_config), tuple(input_shape))
+  own = [field.name for field in dataclasses.fields(cls) if field.name not in ("parent", "name", "dtype")]
+  unknown = sorted(set(fields(model_config)) - set(own))
+  require(not unknown, f"config.model.{unknown[0] if unknown else ''} is not a field of {cls.__name__}; "
+                       f"its fields: {', '.join(own)}")
   given = model_config.get("output_units", model_config.get("num_classes", model_config.get("outputs")))
-  if given is not None and given != outputs:
-    raise UserError(f"the model gives {given} outputs but this dataset needs {outputs}; set the model's "
-                    f"output count to {outputs}")
+  require(given is None or given == outputs, f"the model gives {given} outputs but this dataset needs {outputs}; "
+                                             f"set the model's output count to {outputs}")

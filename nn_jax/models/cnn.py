@@ -6,7 +6,7 @@ whose training pass is written for XLA:CPU (see that module and docs/performance
 Both create the same parameter tree with the same initial values, so
 checkpoints are interchangeable. `auto` picks `fused` on CPU and XLA's own ops
 elsewhere (GPU/TPU convolutions and their gradients are fast as they are);
-nn_jax/auto.py resolves it once per run and the run's summary records it.
+nn_jax/training/auto.py resolves it once per run and the run's summary records it.
 
 `batch_norm` and the two dropout rates give the Keras MNIST example's
 regularized variant (experiments/cnn_mnist.py:bn_dropout): BatchNorm between
@@ -20,10 +20,14 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from nn_jax.common.errors import require
 from nn_jax.models import conv_pool
 from nn_jax.models.dropout import Dropout
 
 CONV_IMPLS = ("auto", "xla", "fused")
+# The fused CNN step on the 2-core CPU at batch 200 (docs/performance.md): whole batch 39 ms, microbatches
+# of 100, 50 and 25: 24-26, 26-30 and 26-27 ms; 50 compiles faster and uses less memory than 100.
+FUSED_MICROBATCH = 50
 
 
 def resolve_conv_impl(impl: str, batch_norm: bool = False, backend: str | None = None) -> str:
@@ -64,6 +68,24 @@ class CNN(nn.Module):
   dtype: jnp.dtype = jnp.float32  # computation; parameters stay float32
   rng_streams: ClassVar[tuple[str, ...]] = ("dropout",)
   run_axis_fields: ClassVar[tuple[str, ...]] = ("conv_dropout", "dense_dropout")
+  input_rank: ClassVar[int] = 3
+
+  @classmethod
+  def check(cls, fields: dict, input_shape: tuple) -> None:
+    require(fields.get("conv_impl", "auto") in CONV_IMPLS,
+            f"config.model.conv_impl {fields.get('conv_impl')!r} is not one of {', '.join(CONV_IMPLS)}")
+    for key in ("conv_dropout", "dense_dropout"):
+      require(0 <= fields.get(key, 0.0) < 1, f"config.model.{key} must lie in [0, 1), got {fields.get(key)}")
+    require(min(input_shape[:2]) >= 10, f"the CNN's two valid 3x3 convolutions and 2x2 pools need images of at "
+                                        f"least 10x10, got {input_shape}")
+
+  @classmethod
+  def backend_choices(cls, fields: dict, backend: str) -> dict:
+    """The blocks' implementation; the fused one's microbatch; on CPU, XLA's convolution runs ~15x slower
+    inside a compiled loop than alone (docs/performance.md), so one step per dispatch."""
+    impl = resolve_conv_impl(fields.get("conv_impl", "auto"), fields.get("batch_norm", False), backend)
+    return {"conv_impl": impl, **({"microbatch_size": FUSED_MICROBATCH} if impl == "fused" else {}),
+            **({"steps_per_dispatch": 1} if backend == "cpu" and impl == "xla" else {})}
 
   @nn.compact
   def __call__(self, x, train: bool = False):

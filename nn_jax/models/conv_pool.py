@@ -35,15 +35,17 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-NEIGHBOURHOOD_MAX_CHANNELS = 4  # up to here 16*C-deep neighbourhoods beat 9*C-deep patches
+# Up to this many input channels a pooled output's 16*C-deep neighbourhood is the better-shaped matmul
+# operand; deeper, its 3x3 patches (9*C) are, holding less redundancy.
+NEIGHBOURHOOD_MAX_CHANNELS = 4
 # Training runs the batch in slices of about SLICE_IMAGES images: a slice's activations stay in
 # cache, and the two cores work on different slices at once. On the 2-core CPU, batch 200 in one
-# pass (now `python -m nn_jax.bench --only cnn_train_microbatch_200`), training_slices returning
+# pass (`python -m benchmarks.bench --only cnn_train_microbatch_200`), training_slices returning
 # 1, 4, 8, 16 slices: 48, 44, 38-42 and 40 ms per step, the last with twice the compile time. The
 # trainer's microbatches of 50 (models/cnn.py) take 2 slices: 27.3 ms per step against 28.5 ms
-# with MAX_SLICES = 1 (`python -m nn_jax.bench --only cnn_train`; `python -c "import sys; from
+# with MAX_SLICES = 1 (`python -m benchmarks.bench --only cnn_train`; `python -c "import sys; from
 # nn_jax.models import conv_pool; conv_pool.MAX_SLICES = 1; sys.argv = ['b', '--case', 'cnn_train'];
-# from nn_jax import bench; bench.main()"`).
+# from benchmarks import bench; bench.main()"`).
 SLICE_IMAGES = 25
 MAX_SLICES = 8
 

@@ -5,6 +5,7 @@ from typing import ClassVar, Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
+from nn_jax.common.errors import require
 from nn_jax.models.activations import ACTIVATIONS
 
 # "article": weights standard normal, biases ones, as the article initializes them;
@@ -27,6 +28,12 @@ class MLP(nn.Module):
   initializer: str = "lecun"
   dtype: jnp.dtype = jnp.float32  # computation; parameters stay float32
   rng_streams: ClassVar[tuple[str, ...]] = ()
+
+  @classmethod
+  def check(cls, fields: dict, input_shape: tuple) -> None:
+    for key, allowed in (("activation", tuple(ACTIVATIONS)), ("initializer", tuple(INITIALIZERS))):
+      require(fields.get(key, getattr(cls, key)) in allowed,
+              f"config.model.{key} {fields.get(key)!r} is not one of {', '.join(allowed)}")
 
   @nn.compact
   def __call__(self, x, train: bool = False):

@@ -7,6 +7,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from nn_jax.common.errors import require
 from nn_jax.models import recurrence as recurrence_lib
 from nn_jax.models.activations import ACTIVATIONS
 
@@ -52,7 +53,7 @@ CELLS = {"simple": nn.SimpleCell, "lstm": LSTMCell, "gru": nn.GRUCell}
 #   auto        the fastest measured (docs/performance.md): on CPU custom_vjp, for every cell and
 #               batch size measured; elsewhere, where custom_vjp has not been measured, optimized for
 #               the LSTM and scan for the plain RNN and the GRU
-# nn_jax/bench_recurrences.py adds the ways that lost those measurements, for the benchmark.
+# benchmarks/recurrences.py loops the same cells three more ways, which `make bench` compares.
 RECURRENCES = ("auto", "scan", "optimized", "custom_vjp")
 LSTM_ONLY_RECURRENCES = ("optimized",)
 
@@ -74,6 +75,21 @@ class SequenceRegressor(nn.Module):
   recurrence: str = "auto"  # one of RECURRENCES
   dtype: jnp.dtype = jnp.float32  # computation; parameters stay float32
   rng_streams: ClassVar[tuple[str, ...]] = ()
+  input_rank: ClassVar[int] = 2
+
+  @classmethod
+  def check(cls, fields: dict, input_shape: tuple) -> None:
+    for key, allowed in (("cell", tuple(CELLS)), ("recurrence", RECURRENCES), ("activation", tuple(ACTIVATIONS))):
+      require(fields.get(key, getattr(cls, key)) in allowed,
+              f"config.model.{key} {fields.get(key)!r} is not one of {', '.join(allowed)}")
+    cell, recurrence = fields.get("cell", cls.cell), fields.get("recurrence", cls.recurrence)
+    require(recurrence not in LSTM_ONLY_RECURRENCES or cell == "lstm",
+            f"config.model.recurrence {recurrence!r} is for the LSTM only, not {cell!r}; use scan")
+
+  @classmethod
+  def backend_choices(cls, fields: dict, backend: str) -> dict:
+    return {"recurrence": resolve_recurrence(fields.get("recurrence", cls.recurrence), fields.get("cell", cls.cell),
+                                             backend)}
 
   @nn.compact
   def __call__(self, window, train: bool = False):
@@ -81,13 +97,10 @@ class SequenceRegressor(nn.Module):
     last_hidden = self._recur(resolve_recurrence(self.recurrence, self.cell), window)
     return head(last_hidden).astype(jnp.float32)
 
-  def _cell_kwargs(self) -> dict:
-    return {"features": self.units, "activation_fn": ACTIVATIONS[self.activation], "dtype": self.dtype}
-
   def _recur(self, recurrence: str, window):
     """The last hidden state after the cell has read `window`, looped the `recurrence` way."""
-    carry = self._initial_carry(window)
-    cell = CELLS[self.cell](**self._cell_kwargs(), name="cell")
+    carry = initial_carry(self.cell, self.units, window.shape[0], self.dtype)
+    cell = make_cell(self.cell, self.units, self.activation, self.dtype)
     if recurrence in ("custom_vjp", "optimized"):  # both compute on the cell's parameters
       if self.is_initializing():  # create the cell's parameters, exactly as scan does
         cell(carry, window[:, 0])
@@ -98,26 +111,33 @@ class SequenceRegressor(nn.Module):
     # nn.RNN scans the cell over the time axis (axis 1): one compiled loop, not a Python one.
     return nn.RNN(cell, name="rnn")(window, initial_carry=carry)[:, -1]
 
-  def _initial_carry(self, window):
-    """Zeros, as the cells' initialize_carry gives: the LSTM's (c, h) and the GRU's h in float32;
-    the plain RNN's state is its output, in the compute dtype."""
-    zeros = jnp.zeros((window.shape[0], self.units), self.dtype if self.cell == "simple" else jnp.float32)
-    return (zeros, zeros) if self.cell == "lstm" else zeros
-
   def _optimized_lstm(self, params, carry, window):
     """Flax's OptimizedLSTMCell's computation (its parameters are LSTMCell's): per step, the four
     gates' input and hidden projections as one matmul each. Written out rather than called, so
     the cell keeps Keras' forget-gate bias init (tests/rnn_test.py checks it equals the Flax cell)."""
     input_kernel, hidden_kernel, bias = recurrence_lib.lstm_matrices(params, self.dtype)
-    step = lambda carry, inputs: (self._lstm_step(carry, inputs.astype(self.dtype) @ input_kernel + bias,
-                                                  hidden_kernel), None)
+    activation = ACTIVATIONS[self.activation]
+    step = lambda carry, inputs: (lstm_step(carry, inputs.astype(self.dtype) @ input_kernel + bias, hidden_kernel,
+                                            activation, self.dtype), None)
     (_, last_hidden), _ = jax.lax.scan(step, carry, window.swapaxes(0, 1))
     return last_hidden
 
-  def _lstm_step(self, carry, projected_input, hidden_kernel):
-    """LSTMCell's update, given the step's input projection (bias included)."""
-    c, h = carry
-    i, f, g, o = jnp.split(projected_input + h.astype(self.dtype) @ hidden_kernel, 4, axis=-1)
-    activation = ACTIVATIONS[self.activation]
-    c = nn.sigmoid(f) * c + nn.sigmoid(i) * activation(g)
-    return c, nn.sigmoid(o) * activation(c)
+
+def make_cell(cell: str, units: int, activation: str, dtype) -> nn.Module:
+  """The model's cell, named "cell": its parameters are the model's under that name."""
+  return CELLS[cell](features=units, activation_fn=ACTIVATIONS[activation], dtype=dtype, name="cell")
+
+
+def initial_carry(cell: str, units: int, batch: int, dtype):
+  """Zeros, as the cells' initialize_carry gives: the LSTM's (c, h) and the GRU's h in float32;
+  the plain RNN's state is its output, in the compute dtype."""
+  zeros = jnp.zeros((batch, units), dtype if cell == "simple" else jnp.float32)
+  return (zeros, zeros) if cell == "lstm" else zeros
+
+
+def lstm_step(carry, projected_input, hidden_kernel, activation, dtype):
+  """LSTMCell's update, given the step's input projection (bias included)."""
+  c, h = carry
+  i, f, g, o = jnp.split(projected_input + h.astype(dtype) @ hidden_kernel, 4, axis=-1)
+  c = nn.sigmoid(f) * c + nn.sigmoid(i) * activation(g)
+  return c, nn.sigmoid(o) * activation(c)

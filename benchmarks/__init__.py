@@ -1,0 +1,1 @@
+"""Benchmarks of the library through its public functions (`make bench`), and the article's NumPy program."""
