@@ -31,8 +31,11 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $@
 
+# make test runs the tests in parallel processes (pytest-xdist), one per core; TEST_WORKERS=0 runs them in one.
+TEST_WORKERS ?= auto
+
 test: $(STAMP)  # everything: what CI runs
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist worksteal tests
 
 test-fast: $(STAMP)  # the unit tests, under a minute: run them constantly
 	$(PY) -m pytest -q -m "not slow" tests

@@ -1,7 +1,10 @@
-"""Shared test helpers: paths, the shared MNIST copy, and a config loader."""
+"""Shared test helpers: paths, the shared MNIST copy, a config loader, and the CLI run in this process."""
 
+import contextlib
+import io
 import os
 import pathlib
+import subprocess
 
 import jax
 import pytest
@@ -11,6 +14,10 @@ from nn_jax import config as config_lib
 # The tests compare against float64 references (NumPy, finite differences): float32 matmuls and
 # convolutions at full precision, also on GPUs, whose default for float32 is TF32.
 jax.config.update("jax_default_matmul_precision", "highest")
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+  # Parallel test processes share one accelerator: each takes memory as it needs it, not 75% up front.
+  os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -84,3 +91,14 @@ def subprocess_env(**extra) -> dict:
   env = dict(os.environ)
   env.update(extra)
   return env
+
+
+def run_cli(arguments) -> subprocess.CompletedProcess:
+  """`python -m nn_jax ARGUMENTS` as the CLI's `main` in this process, which is what that command runs,
+  without paying its start-up again: the exit code and what it printed. For runs that are not killed,
+  signalled or given another device count (those need a process of their own)."""
+  from nn_jax import cli
+  out, err = io.StringIO(), io.StringIO()
+  with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+    code = cli.main([str(argument) for argument in arguments])
+  return subprocess.CompletedProcess(arguments, code, out.getvalue(), err.getvalue())

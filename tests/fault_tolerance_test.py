@@ -1,8 +1,9 @@
 """Exact, fault-tolerant training: kills, signals, divergence, device-count changes, corrupt input.
 
-Each run is a subprocess of the real CLI on the feed-forward classifier
-(3 epochs of 14 steps, a checkpoint every 5 steps and at each epoch end), compared bit for bit with
-an uninterrupted run.
+Each run is the real CLI on the feed-forward classifier (3 epochs of 14 steps, a checkpoint every 5
+steps and at each epoch end), compared bit for bit with an uninterrupted run. A run that is killed,
+signalled or given other devices is a subprocess; the others (resuming, refusing) run in this
+process (conftest.run_cli).
 """
 
 import json
@@ -14,7 +15,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import ROOT
+from conftest import ROOT, run_cli
 
 from nn_jax.training import trainer
 
@@ -28,10 +29,12 @@ INJECT = [sys.executable, str(ROOT / "tests" / "fault_injection.py")]
 
 
 def cli(workdir, *extra, env=None, prefix=None):
-  command = (prefix or [sys.executable, "-m", "nn_jax"]) + ["train", "--config", FNN, "--workdir", str(workdir), *RUN,
-                                                             *extra]
-  return subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=300,
-                        env={**os.environ, **(env or {})})
+  arguments = ["train", "--config", FNN, "--workdir", str(workdir), *RUN, *extra]
+  if env is None and prefix is None:
+    return run_cli(arguments)
+  return subprocess.run((prefix or [sys.executable, "-m", "nn_jax"]) + arguments, capture_output=True, text=True,
+                        cwd=ROOT, timeout=300, env={**os.environ, **(env or {})})
+
 
 
 def faulty(mode, nth, workdir, *extra):
@@ -263,8 +266,7 @@ def test_a_flipped_byte_in_a_checkpoint_is_caught_by_its_checksum(tmp_path, unin
   data = bytearray(largest.read_bytes())
   data[int(len(data) * 0.7)] ^= 0x01
   largest.write_bytes(bytes(data))
-  predicted = subprocess.run([sys.executable, "-m", "nn_jax", "predict", "--workdir", str(tmp_path), "--input",
-                              ",".join(["0"] * 10)], capture_output=True, text=True, cwd=ROOT, timeout=120)
+  predicted = run_cli(["predict", "--workdir", str(tmp_path), "--input", ",".join(["0"] * 10)])
   assert predicted.returncode == 1 and "fails its checksum" in predicted.stderr and _one_line(predicted)
   resumed = cli(tmp_path)
   assert resumed.returncode == 0, resumed.stderr

@@ -1,6 +1,7 @@
 """The models' shapes and parameter counts are the article's, and they keep the model contract."""
 
 import dataclasses
+import functools
 
 import flax.linen as nn
 import jax
@@ -81,12 +82,18 @@ def test_conv_pool_relu_equals_conv_relu_max_pool(channels, height, width):
   blocks = jax.random.uniform(keys[1], (60, -(-height // 4), -(-width // 4), 1)) < 0.5
   x = x * jnp.repeat(jnp.repeat(blocks, 4, axis=1), 4, axis=2)[:, :height, :width]
   kernel, bias = 0.3 * jax.random.normal(keys[2], (3, 3, channels, 8)), jnp.linspace(-0.5, 0.5, 8)
-  expected, plain_vjp = jax.vjp(_plain_conv_pool_relu, x, kernel, bias)
-  np.testing.assert_allclose(conv_pool_relu(x, kernel, bias), expected, atol=1e-5, rtol=1e-5)
-  outputs, fused_vjp = jax.vjp(conv_pool_relu, x, kernel, bias)  # the training pass
+  cotangent = jax.random.normal(keys[3], _plain_conv_pool_relu(x, kernel, bias).shape)
+
+  @functools.partial(jax.jit, static_argnums=0)  # as training compiles it: one program, not an op at a time
+  def outputs_and_gradients(function):
+    outputs, vjp = jax.vjp(function, x, kernel, bias)
+    return outputs, vjp(cotangent)
+
+  expected, expected_gradients = outputs_and_gradients(_plain_conv_pool_relu)
+  np.testing.assert_allclose(jax.jit(conv_pool_relu)(x, kernel, bias), expected, atol=1e-5, rtol=1e-5)
+  outputs, gradients = outputs_and_gradients(conv_pool_relu)  # the training pass
   np.testing.assert_allclose(outputs, expected, atol=1e-5, rtol=1e-5)
-  cotangent = jax.random.normal(keys[3], expected.shape)
-  for name, a, b in zip(("x", "kernel", "bias"), fused_vjp(cotangent), plain_vjp(cotangent)):
+  for name, a, b in zip(("x", "kernel", "bias"), gradients, expected_gradients):
     np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-4, err_msg=name)
 
 

@@ -116,7 +116,7 @@ def _final_params(workdir):
 
 
 def test_sigterm_to_one_process_stops_both_at_the_same_step_and_resumes_exactly(tmp_path):
-  args = ["--config.num_epochs=30", "--config.steps_per_dispatch=1", "--config.log_every_epochs=1",
+  args = ["--config.num_epochs=12", "--config.steps_per_dispatch=1", "--config.log_every_epochs=1",
           "--config.checkpoint_every_epochs=0"]
   for process in _two_processes(_fnn(tmp_path / "uninterrupted", *args)):
     _, err = process.communicate(timeout=300)

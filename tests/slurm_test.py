@@ -10,7 +10,7 @@ import time
 import jax
 import numpy as np
 import pytest
-from conftest import ROOT
+from conftest import ROOT, run_cli
 
 from nn_jax import cli
 from nn_jax.ablations import slurm
@@ -100,8 +100,7 @@ def get_sweep():
 def test_a_preempted_task_is_requeued_and_ends_as_an_uninterrupted_run(tmp_path):
   sweep_file = tmp_path / "long.py"
   sweep_file.write_text(LONG)
-  uninterrupted = subprocess.run(_sweep_command(sweep_file, tmp_path / "here"), capture_output=True, text=True,
-                                 cwd=ROOT, timeout=600)
+  uninterrupted = run_cli(_sweep_arguments(sweep_file, tmp_path / "here"))
   assert uninterrupted.returncode == 0, uninterrupted.stderr
 
   root = tmp_path / "tasks"

@@ -9,7 +9,7 @@ import sys
 import time
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, run_cli
 
 from nn_jax import cli
 from nn_jax.ablations import report, sweep
@@ -46,7 +46,7 @@ def test_killed_sweep_restarted_finishes_only_the_missing_runs(tmp_path):
   done_before = {p.parent: p.stat().st_mtime_ns for p in root.rglob("summary.json")}
   assert len(done_before) == 4
 
-  restarted = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=300)
+  restarted = run_cli(command[3:])
   assert restarted.returncode == 0, restarted.stderr
   assert "== hidden_units-(2,): 2 of 2 runs done" in restarted.stdout
   summaries = {p.parent: p.stat().st_mtime_ns for p in root.rglob("summary.json")}
@@ -216,15 +216,13 @@ def test_a_killed_sweep_resumes_vectorized_and_ends_bit_identical(tmp_path, nth_
   sweep_file = tmp_path / "killable.py"
   sweep_file.write_text(KILLABLE)
   command = ["sweep", "--sweep", str(sweep_file), "--workdir"]
-  unkilled = subprocess.run([sys.executable, "-m", "nn_jax", *command, str(tmp_path / "a")], capture_output=True,
-                            text=True, cwd=ROOT, timeout=300)
+  unkilled = run_cli([*command, tmp_path / "a"])
   assert unkilled.returncode == 0, unkilled.stderr
   killed = subprocess.run([sys.executable, str(ROOT / "tests" / "fault_injection.py"), "kill_after_save",
                            str(nth_save), "--", *command, str(tmp_path / "b")], capture_output=True, text=True,
                           cwd=ROOT, timeout=300)
   assert killed.returncode == -signal.SIGKILL and "FAULT" in killed.stdout
-  resumed = subprocess.run([sys.executable, "-m", "nn_jax", *command, str(tmp_path / "b")], capture_output=True,
-                           text=True, cwd=ROOT, timeout=300)
+  resumed = run_cli([*command, tmp_path / "b"])
   assert resumed.returncode == 0, resumed.stderr
   assert "Resuming from checkpoint" in resumed.stdout and "one by one" not in resumed.stdout  # one program again
   assert "6 runs in 1 programs" in resumed.stdout
@@ -243,7 +241,7 @@ def test_sigterm_between_or_during_points_stops_the_sweep_cleanly(tmp_path):
   assert process.returncode == 0, err
   assert "Sweep stopped; run the same command again" in out
   assert not (root / "hidden_units-(8,)").exists()  # the later points never started
-  finished = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=300)
+  finished = run_cli(command[3:])
   assert finished.returncode == 0, finished.stderr
   assert len(list(root.rglob("summary.json"))) == 6
 
@@ -252,9 +250,11 @@ def test_sigterm_between_or_during_points_stops_the_sweep_cleanly(tmp_path):
 @pytest.mark.parametrize("seed", [0, 1])
 def test_a_sweep_killed_at_a_random_moment_ends_bit_identical(tmp_path, seed):
   sweep_file = tmp_path / "killable.py"
-  sweep_file.write_text(KILLABLE.replace('"num_epochs": 2', '"num_epochs": 6, "log_every_epochs": 1'))
+  # Two seeds per point: four runs still train as one program, with two thirds of the six runs' saves.
+  sweep_file.write_text(KILLABLE.replace('"num_epochs": 2', '"num_epochs": 6, "log_every_epochs": 1')
+                        .replace('"seeds": [0, 1, 2]', '"seeds": [0, 1]'))
   command = [sys.executable, "-m", "nn_jax", "sweep", "--sweep", str(sweep_file), "--workdir"]
-  assert subprocess.run(command + [str(tmp_path / "a")], capture_output=True, cwd=ROOT, timeout=300).returncode == 0
+  assert run_cli([*command[3:], tmp_path / "a"]).returncode == 0
   process = subprocess.Popen(command + [str(tmp_path / "b")], stdout=subprocess.PIPE, text=True, cwd=ROOT)
   for line in process.stdout:
     if line.startswith("Epoch 1/"):
@@ -265,7 +265,7 @@ def test_a_sweep_killed_at_a_random_moment_ends_bit_identical(tmp_path, seed):
   process.stdout.close()
   assert process.returncode == -signal.SIGKILL
   assert not list((tmp_path / "b").rglob("summary.json"))  # the kill cut the sweep short
-  resumed = subprocess.run(command + [str(tmp_path / "b")], capture_output=True, text=True, cwd=ROOT, timeout=300)
+  resumed = run_cli([*command[3:], tmp_path / "b"])
   assert resumed.returncode == 0, resumed.stderr
   assert "one by one" not in resumed.stdout
   assert _digests(tmp_path / "a") == _digests(tmp_path / "b")
