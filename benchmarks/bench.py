@@ -20,6 +20,7 @@ executes different FLOPs for the same function (nn_jax/models/conv_pool.py):
 
 import argparse
 import json
+import pathlib
 import resource
 import subprocess
 import sys
@@ -58,17 +59,14 @@ def case_matmul_peak(repeats):
   return {"gflops": 2 * n ** 3 / seconds / 1e9}
 
 
-def _train_step_case(config_spec: str, overrides: dict, batch_shape, num_classes, repeats, per_repeat,
-                     model_class=None):
+def _train_step_case(config_spec: str, overrides: dict, batch_shape, num_classes, repeats, per_repeat):
   """Compile time and seconds per step of the trainer's own step, on a batch already on the device, and
-  (config, model, holder of the state, step, inputs, targets, run: one step, waited for). `model_class`
-  replaces the config's model class (the benchmark-only recurrences)."""
+  (config, model, holder of the state, step, inputs, targets, run: one step, waited for)."""
   import jax
   from nn_jax import config as config_lib
   from nn_jax.training import program
   inputs, targets = _random_data(batch_shape, num_classes)
-  built = program.build([config_lib.load(config_spec, {**overrides, "batch_size": batch_shape[0]})], inputs, targets,
-                        model_class)
+  built = program.build([config_lib.load(config_spec, {**overrides, "batch_size": batch_shape[0]})], inputs, targets)
   config, model = built.config, built.model
   state = program.initial_state(config, model, batch_shape[1:])
   batch = jax.device_put((inputs, targets))
@@ -216,13 +214,10 @@ def case_epoch(repeats, config_spec, steps_per_dispatch, data_on_device="auto"):
 
 def case_rnn_train(repeats, cell="lstm", batch=32, recurrence="auto"):
   from benchmarks import recurrences
-  benchmark_only = recurrence in recurrences.RECURRENCES
-  overrides = {} if benchmark_only else {"model.recurrence": recurrence}
-  model_class = recurrences.BenchSequenceRegressor if benchmark_only else None
-  if benchmark_only:
-    model_class = _with_recurrence(model_class, recurrence)
-  _, seconds, _ = _train_step_case(f"experiments/recurrent_series.py:{cell}", overrides, (batch, 10, 1), 0, repeats, 20,
-                                   model_class)
+  overrides = {"model.recurrence": recurrence}
+  if recurrence in recurrences.RECURRENCES:  # the benchmark's own model, named as a researcher names theirs
+    overrides["model.name"] = f"{pathlib.Path(recurrences.__file__)}:BenchSequenceRegressor"
+  _, seconds, _ = _train_step_case(f"experiments/recurrent_series.py:{cell}", overrides, (batch, 10, 1), 0, repeats, 20)
   return {"sequences_per_second": batch / seconds, "step_ms": seconds * 1e3}
 
 
@@ -246,10 +241,6 @@ def case_recurrence_pair(repeats, cell="lstm", batch=32):
   compared_rate, custom_vjp_rate = (batch / float(np.median(seconds[name])) for name in (compared, "custom_vjp"))
   return {"compared": compared, "compared_sequences_per_second": compared_rate,
           "custom_vjp_sequences_per_second": custom_vjp_rate, "ratio": custom_vjp_rate / compared_rate}
-
-
-def _with_recurrence(model_class, recurrence: str):
-  return lambda **fields: model_class(**{**fields, "recurrence": recurrence})
 
 
 def case_house_mlp(repeats):
@@ -349,6 +340,11 @@ CASES = {
 CPU_ONLY = ("cnn_train_microbatch_200", "cnn_train_microbatch_100", "cnn_train_microbatch_25",
             "cnn_train_plain_microbatch_50")  # the fused CPU path's ablations
 ACCELERATOR_ONLY = ("cnn_epoch_k1", "cnn_epoch_k10", "cnn_epoch_k100", "cnn_epoch_k100_host")  # minutes each on CPU
+# What `make device-check` times on an accelerator (tools/device_check.py), within its budget.
+DEVICE_CHECK = ("matmul_peak", "cnn_train", "cnn_train_bf16", "cnn_eval", "cnn_eval_bf16", "cnn_eval_runs", "cnn_loop",
+                "torch_cnn", *ACCELERATOR_ONLY, "simple_train_b32", "simple_train_b256", "lstm_train_b32",
+                "lstm_train_b256", "gru_train_b32", "gru_train_b256", "fnn_epoch_k1", "fnn_epoch_k0", "lstm_epoch_k1",
+                "lstm_epoch_k0", "house_mlp", "cnn_checkpoint_save")
 
 
 def run_case(name: str, repeats: int) -> dict:

@@ -32,6 +32,7 @@ class BenchSequenceRegressor(nn.Module):
   recurrence: str = "nn_scan"
   dtype: jnp.dtype = jnp.float32
   rng_streams: ClassVar[tuple[str, ...]] = ()
+  input_rank: ClassVar[int] = 2
 
   @nn.compact
   def __call__(self, window, train: bool = False):

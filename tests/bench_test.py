@@ -46,9 +46,20 @@ def test_accelerator_and_cpu_only_cases_are_chosen_by_backend():
   assert "cnn_epoch_k100" in bench.default_cases("gpu") and "cnn_train_microbatch_25" not in bench.default_cases("gpu")
 
 
+def test_every_named_case_list_names_cases_that_exist():
+  for names in (bench.CPU_ONLY, bench.ACCELERATOR_ONLY, bench.DEVICE_CHECK):
+    assert set(names) <= set(bench.CASES)
+
+
 @pytest.mark.slow
 def test_the_recurrence_pair_times_both_on_the_same_machine():
   result = bench.run_case("simple_custom_vjp_b32", 1)
   assert result["compared"] == "scan" and result["compared_sequences_per_second"] > 0
   assert result["ratio"] == pytest.approx(result["custom_vjp_sequences_per_second"]
                                           / result["compared_sequences_per_second"])
+
+
+@pytest.mark.slow
+def test_the_benchmark_only_recurrences_train_through_the_public_program_builder():
+  result = bench.run_case("lstm_fused_b32", 1)  # its model named as benchmarks/recurrences.py:BenchSequenceRegressor
+  assert result["sequences_per_second"] > 0

@@ -7,6 +7,7 @@ import tensorflow_datasets as tfds
 from conftest import experiment
 
 from nn_jax.data import series
+from nn_jax.data.dataset import Dataset
 from nn_jax.training import trainer
 from nn_jax.workdir import pictures
 
@@ -49,6 +50,21 @@ def test_house_price_by_size_with_the_houses(tmp_path):
   sizes = np.linspace(60, 160, 60)
   pictures.house_prices({age: 35 + 1.8 * sizes - 1.5 * age for age in (2, 10, 20)}, tmp_path)
   _check_png(tmp_path / "price_by_size.png")
+
+
+@pytest.mark.parametrize("kind,inputs_shape,classes,expected", [
+    ("multiclass", (40, 12, 12, 1), 5, ["confusion.png", "worst.png"]),  # images
+    ("multiclass", (40, 6), 5, []),  # feature vectors: no image to show
+    ("binary", (40, 6), 1, ["roc.png"]),
+    ("regression", (40, 6), 1, []),
+])
+def test_a_dataset_of_ones_own_gets_the_pictures_of_its_kind(tmp_path, kind, inputs_shape, classes, expected):
+  rng = np.random.default_rng(2)
+  labels = rng.integers(0, 2 if kind == "binary" else classes, (40, 1) if classes == 1 else 40)
+  dataset = Dataset(name="mine", splits={"test": (rng.random(inputs_shape), labels)})
+  outputs = {"test_outputs": rng.normal(size=(40, classes)).astype(np.float32)}
+  assert pictures.draw(tmp_path, dataset, outputs, kind) == expected
+  assert sorted(p.name for p in tmp_path.iterdir()) == sorted(expected)
 
 
 @pytest.mark.slow

@@ -127,9 +127,8 @@ class Program:
                      save_fn or (lambda *args: None), profile_dir=profile_dir, watchdog=watchdog)
 
 
-def build(configs, inputs, targets, model_class=None) -> Program:
-  """The program of `configs` (R runs that differ only in keys hparams.py marks RUN_AXIS) over the training split.
-  `model_class` replaces the config's model class (the benchmark's variants of a model)."""
+def build(configs, inputs, targets) -> Program:
+  """The program of `configs` (R runs that differ only in keys hparams.py marks RUN_AXIS) over the training split."""
   base = configs[0]
   full_batch, batch_size, _ = batch_plan(base.batch_size, len(inputs))
   resolved = auto.resolve(base, data_bytes=inputs.nbytes + targets.nbytes, full_batch=full_batch)
@@ -137,8 +136,6 @@ def build(configs, inputs, targets, model_class=None) -> Program:
     raise UserError("config.data_on_device=true needs a single process; a multi-host run feeds each process's "
                     "block from the host (use auto or false)")
   model = models.build(resolved.model, resolved.compute_dtype)
-  if model_class is not None:
-    model = model_class(**{k: v for k, v in resolved.model.items() if k != "name"}, dtype=model.dtype)
   task = tasks.TASKS[base.loss]
   microbatches = microbatch_count(batch_size, resolved.microbatch_size)
   return Program(resolved, auto.choices(base, resolved), model, task, microbatches,

@@ -404,7 +404,7 @@ def finish(session: Session, painter: concurrent.futures.Executor) -> list:
 def _draw(session: Session, run: Run, picture_outputs: dict) -> None:
   plots.plot_run(records.read_metrics(run.workdir), run.workdir, run.config.name or run.config.model.name,
                  session.task.curve)
-  pictures.draw(run.workdir, session.dataset, picture_outputs)
+  pictures.draw(run.workdir, session.dataset, picture_outputs, session.task.kind)
 
 
 def record(session: Session, results: list) -> list[dict]:

@@ -31,8 +31,8 @@ def digits(images: np.ndarray, labels: np.ndarray, logits: np.ndarray, workdir: 
     if count:
       ax.text(guess, true, str(count), ha="center", va="center", fontsize=7,
               color="white" if true == guess else "black")
-  ax.set_xticks(range(10))
-  ax.set_yticks(range(10))
+  ax.set_xticks(range(logits.shape[-1]))
+  ax.set_yticks(range(logits.shape[-1]))
   ax.set_xlabel("Predicted digit")
   ax.set_ylabel("True digit")
   ax.set_title(f"Test confusion matrix ({(predicted == labels).mean():.2%} correct)")
@@ -133,15 +133,19 @@ def model_outputs(dataset, evaluator, variables) -> dict:
   return {}
 
 
-def draw(workdir: pathlib.Path, dataset, outputs: dict) -> list[str]:
-  """The pictures for `dataset`'s kind of run, from `model_outputs`; returns their file names."""
+def draw(workdir: pathlib.Path, dataset, outputs: dict, kind: str) -> list[str]:
+  """The pictures for this kind of run (`kind`: the task's, regression, binary or multiclass), from
+  `model_outputs`, chosen by what the dataset holds, so a dataset of one's own gets them too; returns
+  their file names."""
   test_outputs = outputs.get("test_outputs")
-  if dataset.name == "mnist":
-    return digits(*dataset.splits["test"], test_outputs, workdir)
-  if dataset.name == "breast_cancer":
-    return roc(dataset.splits["test"][1], test_outputs, workdir)
-  if dataset.target_times and test_outputs is not None:
-    return forecast(dataset, test_outputs, workdir)
-  if dataset.name == "house_prices":
+  if "curves" in outputs:
     return house_prices(outputs["curves"], workdir)
+  if test_outputs is None:
+    return []
+  if kind == "multiclass" and dataset.splits["test"][0].ndim == 4:  # images: (count, height, width, channels)
+    return digits(*dataset.splits["test"], test_outputs, workdir)
+  if kind == "binary":
+    return roc(dataset.splits["test"][1], test_outputs, workdir)
+  if dataset.target_times:
+    return forecast(dataset, test_outputs, workdir)
   return []
