@@ -98,7 +98,7 @@ def test_a_model_and_dataset_of_ones_own_train_resume_predict_and_export(researc
     ("model.name", "{dir}/missing.py:TwoLayer", "config.model.name's file '{dir}/missing.py' does not exist"),
     ("model.name", "{research}:Nope", "defines no 'Nope'"),
     ("model.name", "{research}:NOT_A_MODEL", "is a int, not a linen Module class"),
-    ("model.name", "{research}", "is not one of cnn, mlp, sequence_regressor, nor a path/to/file.py:ClassName"),
+    ("model.name", "{research}", "is not one of cnn, mlp, sequence_regressor, nor a path/to/file.py:Name"),
     ("dataset.name", "{research}:TwoLayer", "is a type, not an nn_jax.data.Spec"),
     ("model.units", 0, "config.model.units must be positive"),
 ])

@@ -55,3 +55,17 @@ def named_object(reference: str, key: str):
   if not hasattr(module, name):
     raise UserError(f"{key} {reference!r}: {path} defines no {name!r}; define it there or fix the name")
   return getattr(module, name)
+
+
+def builtin_or_named(name: str, builtins: dict, key: str, is_wanted, wanted: str):
+  """`builtins[name]`, or the object `path/to/file.py:Name` names when `is_wanted(object)`; `key` (e.g.
+  "config.model.name") and `wanted` (what the object must be) word the one-line errors."""
+  if is_reference(name):
+    found = named_object(name, key)
+    if not is_wanted(found):
+      raise UserError(f"{key} {name!r} is a {type(found).__name__}, not {wanted}")
+    return found
+  if name not in builtins:
+    raise UserError(f"{key} {name!r} is not one of {', '.join(sorted(builtins))}, nor a path/to/file.py:Name "
+                    f"of your own")
+  return builtins[name]

@@ -70,16 +70,8 @@ VALIDATION_FIELDS = ("validation_fraction", "validation_seed")
 
 def spec(name: str) -> Spec:
   """The dataset `config.dataset.name` names: a built-in's name or `path/to/file.py:NAME`, a Spec there."""
-  if user_files.is_reference(name):
-    found = user_files.named_object(name, "config.dataset.name")
-    if not isinstance(found, Spec):
-      raise UserError(f"config.dataset.name {name!r} is a {type(found).__name__}, not an nn_jax.data.Spec; "
-                      f"define NAME = nn_jax.data.Spec(load=..., kind=..., input_shape=..., outputs=...)")
-    return found
-  if name not in DATASETS:
-    raise UserError(f"config.dataset.name {name!r} is not one of {', '.join(sorted(DATASETS))}, nor a "
-                    f"path/to/file.py:NAME of your own")
-  return DATASETS[name]
+  return user_files.builtin_or_named(name, DATASETS, "config.dataset.name", lambda found: isinstance(found, Spec),
+                                     "an nn_jax.data.Spec(load=..., kind=..., input_shape=..., outputs=...)")
 
 
 def fields(dataset_config: ml_collections.ConfigDict) -> dict:

@@ -38,8 +38,9 @@ Optional, each read only here and in nn_jax/training/auto.py:
   remove an op. These fields change neither the parameters nor their
   initialization.
 
-Adding a model: a Module keeping this contract, in a file of your own
-(`--config.model.name=my_models.py:TinyCNN`) or, to ship it, one line in MODELS.
+Adding a model: a Module keeping this contract, in a file of your own (a config
+of your own sets `config.model.name = "my_models.py:TinyCNN"` and its fields;
+tests/user_files_test.py) or, to ship it, one line in MODELS.
 """
 
 import dataclasses
@@ -65,15 +66,9 @@ COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 def model_class(name: str) -> type[nn.Module]:
   """The class `config.model.name` names: a built-in's name or `path/to/file.py:ClassName`."""
-  if user_files.is_reference(name):
-    found = user_files.named_object(name, "config.model.name")
-    if not (isinstance(found, type) and issubclass(found, nn.Module)):
-      raise UserError(f"config.model.name {name!r} is a {type(found).__name__}, not a linen Module class")
-    return found
-  if name not in MODELS:
-    raise UserError(f"config.model.name {name!r} is not one of {', '.join(sorted(MODELS))}, nor a "
-                    f"path/to/file.py:ClassName of your own")
-  return MODELS[name]
+  return user_files.builtin_or_named(name, MODELS, "config.model.name",
+                                     lambda found: isinstance(found, type) and issubclass(found, nn.Module),
+                                     "a linen Module class")
 
 
 def fields(model_config: ml_collections.ConfigDict) -> dict:
