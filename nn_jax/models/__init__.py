@@ -82,10 +82,16 @@ def build(model_config: ml_collections.ConfigDict, compute_dtype: str = "float32
   return model_class(model_config.name)(**fields(model_config), dtype=COMPUTE_DTYPES[compute_dtype])
 
 
-def backend_choices(model_config: ml_collections.ConfigDict, backend: str) -> dict:
-  """The model's per-backend choices (the contract's `backend_choices`); {} for a model without any."""
+TRAINING_HINTS = ("microbatch_size", "steps_per_dispatch")  # what a model's backend_choices may say of its training
+
+
+def backend_choices(model_config: ml_collections.ConfigDict, backend: str) -> tuple[dict, dict]:
+  """The model's per-backend choices (the contract's `backend_choices`), split into ({field: value} of its
+  own fields, {training hint: value}); ({}, {}) for a model without any."""
   decide = getattr(model_class(model_config.name), "backend_choices", None)
-  return dict(decide(fields(model_config), backend)) if decide else {}
+  decided = decide(fields(model_config), backend) if decide else {}
+  return ({key: value for key, value in decided.items() if key not in TRAINING_HINTS},
+          {key: value for key, value in decided.items() if key in TRAINING_HINTS})
 
 
 def run_axis_fields(model_class) -> tuple[str, ...]:
@@ -123,10 +129,11 @@ def check(model_config: ml_collections.ConfigDict, input_shape: tuple, outputs: 
   require(rank is None or len(input_shape) == rank,
           f"config.model.name {name!r} reads {RANKS.get(rank, f'inputs of rank {rank}')}, but this dataset's inputs "
           f"have shape {input_shape}; pick a model for this dataset")
+  given_fields = fields(model_config)
   if hasattr(cls, "check"):
-    cls.check(fields(model_config), tuple(input_shape))
+    cls.check(given_fields, tuple(input_shape))
   own = [field.name for field in dataclasses.fields(cls) if field.name not in ("parent", "name", "dtype")]
-  unknown = sorted(set(fields(model_config)) - set(own))
+  unknown = sorted(set(given_fields) - set(own))
   require(not unknown, f"config.model.{unknown[0] if unknown else ''} is not a field of {cls.__name__}; "
                        f"its fields: {', '.join(own)}")
   given = model_config.get("output_units", model_config.get("num_classes", model_config.get("outputs")))

@@ -72,7 +72,7 @@ class CNN(nn.Module):
 
   @classmethod
   def check(cls, fields: dict, input_shape: tuple) -> None:
-    require(fields.get("conv_impl", "auto") in CONV_IMPLS,
+    require(fields.get("conv_impl", cls.conv_impl) in CONV_IMPLS,
             f"config.model.conv_impl {fields.get('conv_impl')!r} is not one of {', '.join(CONV_IMPLS)}")
     for key in ("conv_dropout", "dense_dropout"):
       require(0 <= fields.get(key, 0.0) < 1, f"config.model.{key} must lie in [0, 1), got {fields.get(key)}")
@@ -83,7 +83,7 @@ class CNN(nn.Module):
   def backend_choices(cls, fields: dict, backend: str) -> dict:
     """The blocks' implementation; the fused one's microbatch; on CPU, XLA's convolution runs ~15x slower
     inside a compiled loop than alone (docs/performance.md), so one step per dispatch."""
-    impl = resolve_conv_impl(fields.get("conv_impl", "auto"), fields.get("batch_norm", False), backend)
+    impl = resolve_conv_impl(fields.get("conv_impl", cls.conv_impl), fields.get("batch_norm", cls.batch_norm), backend)
     return {"conv_impl": impl, **({"microbatch_size": FUSED_MICROBATCH} if impl == "fused" else {}),
             **({"steps_per_dispatch": 1} if backend == "cpu" and impl == "xla" else {})}
 

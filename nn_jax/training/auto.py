@@ -36,17 +36,16 @@ def resolve(config: ml_collections.ConfigDict, backend: str | None = None, data_
   all the epochs up to the next log or checkpoint epoch at once."""
   backend = backend or jax.default_backend()
   resolved = config.copy_and_resolve_references()
-  hints = models.backend_choices(resolved.model, backend)
-  preferred_microbatch, model_steps_per_dispatch = hints.pop("microbatch_size", 0), hints.pop("steps_per_dispatch", 0)
+  model_fields, hints = models.backend_choices(resolved.model, backend)
   with resolved.unlocked():
-    resolved.model.update(hints)
+    resolved.model.update(model_fields)
     if not resolved.get("microbatch_size") and resolved.batch_size:
-      resolved.microbatch_size = microbatch_size(resolved.batch_size, preferred_microbatch)
+      resolved.microbatch_size = microbatch_size(resolved.batch_size, hints.get("microbatch_size", 0))
     if resolved.get("data_on_device", "auto") == "auto":
       resolved.data_on_device = "true" if jax.process_count() == 1 and data_bytes <= free_memory() * DEVICE_DATA_FRACTION \
           else "false"
     if not resolved.get("steps_per_dispatch"):
-      resolved.steps_per_dispatch = (resolved.num_epochs if full_batch else model_steps_per_dispatch
+      resolved.steps_per_dispatch = (resolved.num_epochs if full_batch else hints.get("steps_per_dispatch")
                                      or STEPS_PER_DISPATCH.get(backend, 1))
   return resolved
 
@@ -71,8 +70,7 @@ def microbatch_size(batch_size: int, preferred: int) -> int:
 
 def choices(config: ml_collections.ConfigDict, resolved: ml_collections.ConfigDict) -> dict:
   """{key: value} of what `resolve` decided, for summary.json, plus the device it ran on."""
-  model_keys = [f"model.{field}" for field in models.backend_choices(config.model, jax.default_backend())
-                if field not in ("microbatch_size", "steps_per_dispatch")]
+  model_keys = [f"model.{field}" for field in models.backend_choices(config.model, jax.default_backend())[0]]
   keys = [k for k in (*model_keys, "microbatch_size", "data_on_device", "steps_per_dispatch")
           if _get(resolved, k) is not None]
   decided = {key: _get(resolved, key) for key in keys}
