@@ -17,7 +17,8 @@ from nn_jax.config import base_config
 def get_config():
   config = base_config()
   config.name = "house_mlp"
-  config.model.update({"name": "mlp", "hidden_units": (4,), "activation": "sigmoid", "initializer": "article"})
+  config.model.update({"name": "mlp", "hidden_units": (4,), "activation": "sigmoid", "initializer": "article",
+                      "initializer_scale": 1.0})
   config.dataset.name = "house_prices"
   config.loss = "half_mse"
   config.optimizer.update({"name": "sgd", "learning_rate": 0.01})

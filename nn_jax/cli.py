@@ -120,10 +120,10 @@ def _sweep(args, slurm_arguments) -> None:
   if args.launcher != "local":
     from nn_jax.ablations import slurm
     parameters = slurm.parse_overrides(slurm_arguments)
-  configs = [config for _, point in sweep.expand(sweep.load_sweep(args.sweep)) for config in point]
-  use_deterministic_ops(all(config.deterministic for config in configs))
+  points = sweep.expand(sweep.load_sweep(args.sweep))
+  use_deterministic_ops(all(config.deterministic for point in points for config in point.configs))
   with interrupt.StopRequest() as stop:  # between runs too: a signal stops the sweep cleanly
-    if not sweep.run_sweep(args.sweep, workdir, stop, args.launcher, parameters, args.wait):
+    if not sweep.run_sweep(args.sweep, workdir, stop, args.launcher, parameters, args.wait, points):
       print("Sweep stopped; run the same command again to finish it.")
 
 

@@ -24,8 +24,12 @@ def test_the_summary_reports_runs_determinism_and_failures():
       "cnn_seed0": run, "cnn_repeat": {**run, "bit_identical_to_first": True},
       "cnn_lr_sweep": {"wall_from_launch_seconds": 25.0, "runs_in_program": 15,
                        "test_accuracy": {"a/seed_0": 0.9871, "b/seed_0": 0.9912}},
+      "cnn_search": {"wall_from_launch_seconds": 48.0, "runs_in_program": 64,
+                     "test_accuracy": {"trial-0/seed_0": 0.9652, "trial-1/seed_0": 0.9905}},
       "cnn_seeds": {"seed_1": {"output": "Traceback: boom"}}}})
   assert "| train-cnn seed 0, cold | test accuracy 99.01%; wall 9.5 s from launch" in text
   assert "99.0% at 6.2 s (epoch 6)" in text and "bit-identical (params and every logged metric) | True |" in text
   assert "| train-cnn seed_1 | failed: " in text
   assert "| CNN learning-rate sweep, 2 runs in programs of 15 | wall 25.0 s from launch; test accuracy 98.71% to 99.12% |" in text
+  assert "| CNN Adam search with halving, 2 runs in programs of 64 | wall 48.0 s from launch; test accuracy 96.52% to " \
+         "99.05% |" in text

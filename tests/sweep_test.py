@@ -79,8 +79,9 @@ def test_points_expand_to_validated_configs_per_seed(tmp_path):
   sweep_file = tmp_path / "tiny.py"
   sweep_file.write_text(SWEEP)
   expanded = sweep.expand(sweep.load_sweep(str(sweep_file)))
-  assert [point for point, _ in expanded] == [{"model.hidden_units": h} for h in [(2,), (4,), (8,)]]
-  configs = expanded[1][1]
+  assert [point.values for point in expanded] == [{"model.hidden_units": h} for h in [(2,), (4,), (8,)]]
+  assert [point.name for point in expanded] == ["hidden_units-(2,)", "hidden_units-(4,)", "hidden_units-(8,)"]
+  configs = expanded[1].configs
   assert [c.seed for c in configs] == [0, 1] and configs[0].model.hidden_units == (4,)
   assert configs[0].num_epochs == 200 and configs[0].progress is False
 

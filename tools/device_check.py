@@ -11,6 +11,8 @@ failure or a hang in one is recorded and the next still runs:
   cnn_repeat   the same run again (warm data and compilation caches): did it end bit-identical?
   cnn_lr_sweep `make sweep SWEEP=experiments/sweeps/cnn_lr.py`: 15 full CNN runs (learning rate x seed) as
                one program, timed from launch
+  cnn_search   `make sweep SWEEP=experiments/sweeps/cnn_search.py`: 64 trials of Adam's learning rate and
+               betas as one program, successive halving every 2 epochs, timed from launch (goal: 60 s)
   cnn_nondet   the same with --config.deterministic=False: the determinism flag's cost
   fast_tests   the fast test tier (pytest -m "not slow") on this backend
   cnn_seeds    seeds 1 and 2
@@ -28,7 +30,8 @@ import sys
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-STAGES = ("inventory", "cnn_seed0", "bench", "cnn_repeat", "cnn_lr_sweep", "cnn_nondet", "fast_tests", "cnn_seeds")
+STAGES = ("inventory", "cnn_seed0", "bench", "cnn_repeat", "cnn_lr_sweep", "cnn_search", "cnn_nondet", "fast_tests",
+          "cnn_seeds")
 INVENTORY = """
 import json, platform, jax, flax, optax, orbax.checkpoint as ocp
 devices = jax.devices()
@@ -99,11 +102,10 @@ def train_cnn(check: Check, workdir: pathlib.Path, *overrides: str, limit: float
   return result
 
 
-def cnn_lr_sweep(check: Check, root: pathlib.Path, limit: float = 180) -> dict:
-  """The shipped CNN learning-rate sweep, timed from its launch; each run's test accuracy."""
-  done = check.run([sys.executable, "-m", "nn_jax", "sweep", "--sweep", "experiments/sweeps/cnn_lr.py", "--workdir",
-                    str(root)], limit)
-  result = {"command": "python -m nn_jax sweep --sweep experiments/sweeps/cnn_lr.py",
+def cnn_sweep(check: Check, sweep_file: str, root: pathlib.Path, limit: float = 180) -> dict:
+  """A shipped CNN sweep or search, timed from its launch; each run's test accuracy."""
+  done = check.run([sys.executable, "-m", "nn_jax", "sweep", "--sweep", sweep_file, "--workdir", str(root)], limit)
+  result = {"command": f"python -m nn_jax sweep --sweep {sweep_file}",
             "wall_from_launch_seconds": done["seconds"], "returncode": done["returncode"],
             "output": _tail(done["stdout"] + done["stderr"], 8)}
   summaries = {str(p.parent.relative_to(root)): json.loads(p.read_text()) for p in sorted(root.rglob("summary.json"))}
@@ -169,7 +171,9 @@ def main() -> None:
                                             and result["metrics_jsonl"] == first["metrics_jsonl"])
       check.record(stage, result)
     elif stage == "cnn_lr_sweep":
-      check.record(stage, cnn_lr_sweep(check, runs / "cnn_lr"))
+      check.record(stage, cnn_sweep(check, "experiments/sweeps/cnn_lr.py", runs / "cnn_lr"))
+    elif stage == "cnn_search":
+      check.record(stage, cnn_sweep(check, "experiments/sweeps/cnn_search.py", runs / "cnn_search", limit=150))
     elif stage == "cnn_nondet":
       check.record(stage, train_cnn(check, runs / "seed_0_nondeterministic", "--config.deterministic=False"))
     elif stage == "fast_tests":
@@ -220,12 +224,13 @@ def markdown(results: dict) -> str:
                       ("cnn_nondet", "train-cnn seed 0, deterministic=False")):
     if name in stages and "skipped" not in stages[name]:
       lines.append(_cnn_row(label, stages[name]))
-  sweep = stages.get("cnn_lr_sweep", {})
-  if "test_accuracy" in sweep:
-    accuracies = list(sweep["test_accuracy"].values())
-    lines.append(f"| CNN learning-rate sweep, {len(accuracies)} runs in programs of {sweep['runs_in_program']} | "
-                 f"wall {sweep['wall_from_launch_seconds']:.1f} s from launch; test accuracy "
-                 f"{min(accuracies):.2%} to {max(accuracies):.2%} |")
+  for name, label in (("cnn_lr_sweep", "CNN learning-rate sweep"), ("cnn_search", "CNN Adam search with halving")):
+    sweep = stages.get(name, {})
+    if "test_accuracy" in sweep:
+      accuracies = list(sweep["test_accuracy"].values())
+      lines.append(f"| {label}, {len(accuracies)} runs in programs of {sweep['runs_in_program']} | "
+                   f"wall {sweep['wall_from_launch_seconds']:.1f} s from launch; test accuracy "
+                   f"{min(accuracies):.2%} to {max(accuracies):.2%} |")
   if "bit_identical_to_first" in stages.get("cnn_repeat", {}):
     lines.append(f"| two seed-0 runs bit-identical (params and every logged metric) | "
                  f"{stages['cnn_repeat']['bit_identical_to_first']} |")

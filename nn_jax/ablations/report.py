@@ -6,6 +6,9 @@ between points names them. Writes into DIR:
   results.md    per point, mean +/- std over seeds of each final metric
   curves.png    learning curve of `metric` per point: mean line, std band
   final.png     bar chart of the final `metric` per point, std as error bars
+A search's report adds its rungs, its best trials and search.png (nn_jax/ablations/search_report.py)
+and draws the curves of its best 8 trials instead of final.png. It also writes ROOT/hparams.*, the
+columns of TensorBoard's HParams dashboard.
 """
 
 import csv
@@ -14,10 +17,10 @@ import pathlib
 
 import numpy as np
 
-from nn_jax.ablations import stats
+from nn_jax.ablations import search_report, stats
 from nn_jax.common.errors import UserError
 from nn_jax.training import hparams
-from nn_jax.workdir import plots, records
+from nn_jax.workdir import plots, records, tensorboard_hparams
 
 
 def find_runs(root: pathlib.Path) -> list[pathlib.Path]:
@@ -48,6 +51,7 @@ def load_run(workdir: pathlib.Path) -> dict:
   final.update({"predict(" + ",".join(f"{v:g}" for v in p["input"]) + ")": p["prediction"]
                 for p in summary.get("predictions", [])})
   return {"workdir": workdir, "config": config, "final": final, "train_seconds": summary.get("train_seconds"),
+          "epochs": summary.get("epochs", config.get("num_epochs")),
           "shared_program": summary.get("runs_in_program", 1) > 1, "curves": records.read_metrics(workdir)}
 
 
@@ -141,7 +145,14 @@ def write_report(root: pathlib.Path, metric: str = "", out: pathlib.Path | None 
   if diverged:
     table += "\nDiverged, so no final metrics:\n\n" + "".join(
         f"- {workdir.relative_to(root)}: {message.split(';')[0]}\n" for workdir, message in diverged)
-  table += "\n" + statistics(metric, points)
+  searched = search_report.is_search(root)
+  if searched:  # its trials' own section; the table above lists every trial
+    table += "\n" + search_report.section(root, runs, metric, out)
+    best = {members[0]["workdir"].parent.name for _, members in search_report.best_trials(
+        runs, metric, max(run["epochs"] for run in runs), search_report.ranking_metric(root, metric))[:8]}
+    points = {label: members for label, members in points.items() if members[0]["workdir"].parent.name in best}
+  else:
+    table += "\n" + statistics(metric, points)
   note = (" Runs trained together as one vmapped program each report the program's training time divided by "
           "their count." if any(run["shared_program"] for run in runs) else "")
   records.write_text_atomically(
@@ -158,5 +169,29 @@ def write_report(root: pathlib.Path, metric: str = "", out: pathlib.Path | None 
   plots.plot_bands(curves, metric, out / "curves.png")
   finals = {label: np.array([run["final"][metric] for run in members]) for label, members in points.items()
             if all(metric in run["final"] for run in members)}
-  plots.plot_bars(finals, metric, out / "final.png")
+  if not searched:
+    plots.plot_bars(finals, metric, out / "final.png")
+  write_tensorboard_experiment(root)
   return table
+
+
+def write_tensorboard_experiment(root: pathlib.Path) -> None:
+  """ROOT/hparams.*: the sweep's varying keys (a searched key's range, a grid axis's values) and its runs'
+  final metrics, the columns of TensorBoard's HParams dashboard over `tensorboard --logdir ROOT`."""
+  workdirs = find_runs(root)
+  if not workdirs:
+    return
+  runs = [load_run(workdir) for workdir in workdirs]
+  varying, _ = group(runs)
+  sweep = json.loads((root / "sweep.json").read_text()) if (root / "sweep.json").is_file() else {}
+  space = sweep.get("space", {})
+  domains = {}
+  for key in varying:
+    if key in space and space[key][0] != "choice":
+      domains[key] = ("interval", space[key][1], space[key][2])
+    else:
+      domains[key] = ("values", list({json.dumps(run["config"].get(key)): run["config"].get(key)
+                                      for run in runs}.values()))
+  tags = sorted({f"final/{split}/{name}" for workdir in workdirs
+                 for split, metrics in records.read_summary(workdir)["final"].items() for name in metrics})
+  tensorboard_hparams.write_experiment(root, domains, tags)

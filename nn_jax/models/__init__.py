@@ -35,8 +35,8 @@ Optional, each read only here and in nn_jax/training/auto.py:
   field holds the run's value as an array (the module is cloned with it), so
   the model computes with it rather than branching on it in Python
   (nn_jax/models/dropout.py). A field at 0 stays a constant, since it may
-  remove an op. These fields change neither the parameters nor their
-  initialization.
+  remove an op. These fields change no parameter's shape; initialization
+  takes them as arrays too (the MLP's initializer_scale).
 
 Adding a model: a Module keeping this contract, in a file of your own (a config
 of your own sets `config.model.name = "my_models.py:TinyCNN"` and its fields;

@@ -20,14 +20,17 @@ class MLP(nn.Module):
   """Dense layers of `hidden_units` with `activation`, then a linear Dense(`output_units`).
 
   The output is linear: a regression value, or a logit whose sigmoid/softmax
-  is folded into the loss for numerical stability.
+  is folded into the loss for numerical stability. `initializer_scale` multiplies
+  the initial weights (not the biases): a search may vary it, on the run axis.
   """
   hidden_units: Sequence[int]
   output_units: int = 1
   activation: str = "relu"
   initializer: str = "lecun"
+  initializer_scale: float = 1.0
   dtype: jnp.dtype = jnp.float32  # computation; parameters stay float32
   rng_streams: ClassVar[tuple[str, ...]] = ()
+  run_axis_fields: ClassVar[tuple[str, ...]] = ("initializer_scale",)
 
   @classmethod
   def check(cls, fields: dict, input_shape: tuple) -> None:
@@ -37,7 +40,8 @@ class MLP(nn.Module):
 
   @nn.compact
   def __call__(self, x, train: bool = False):
-    kernel_init, bias_init = INITIALIZERS[self.initializer]
+    base_init, bias_init = INITIALIZERS[self.initializer]
+    kernel_init = lambda key, shape, dtype=jnp.float32: self.initializer_scale * base_init(key, shape, dtype)
     dense = lambda units, name: nn.Dense(units, kernel_init=kernel_init, bias_init=bias_init, dtype=self.dtype,
                                          name=name)
     x = x.reshape((x.shape[0], -1))

@@ -158,6 +158,13 @@ def run_axis_keys() -> list[str]:
           if Trait.RUN_AXIS in trait] + ["model.<run_axis_fields>"]
 
 
+def what_a_run_trains(config: ml_collections.ConfigDict) -> dict:
+  """{flattened key: value} of the config's keys that are not RESUMABLE: what the run trains, not how."""
+  from nn_jax.workdir import records
+  return {key: value for key, value in records.flatten(records.config_to_dict(config)).items()
+          if Trait.RESUMABLE not in traits(key)}
+
+
 def program_key(config: ml_collections.ConfigDict) -> str:
   """The config without the values that ride on the run axis: equal for runs of one program."""
   from nn_jax.workdir import records

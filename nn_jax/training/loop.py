@@ -142,13 +142,15 @@ class EpochLoop:
     self.runs = len(data_keys)
     self.data_keys = jnp.stack(data_keys)
     self.state = state
-    self.host_step = int(np.ravel(jax.device_get(state.step))[0])
     progress = progress or {}
     self.epoch = progress.get("epoch", 0)
     self.batch = progress.get("batch", 0)
     self.sums = [EpochSums(**s) for s in progress.get("sums", [{}] * self.runs)]
     self.stoppers = [Stopper.from_config(config, s) for s in progress.get("stoppers", [None] * self.runs)]
     self.active = np.array([not stopper.stopped for stopper in self.stoppers])
+    steps = np.ravel(jax.device_get(state.step))
+    self.host_step = int(steps[self.active].max() if self.active.any() else steps.max())  # a stopped run's stays
+    self.until = config.num_epochs  # where `run` pauses
     self.diverged = {}
     self.last_saved_step = self.host_step if progress else None
     self._save_fn = save_fn
@@ -308,10 +310,12 @@ class EpochLoop:
 
   # --- the loop -----------------------------------------------------------------------------------
 
-  def run(self, stop):
+  def run(self, stop, until: int | None = None):
     """Yields [[(epoch, train metrics), ...] per run] after each chunk of epochs; `self.state` is then
-    that chunk's end state. Returns early, after saving, when `stop` is requested."""
-    while self.epoch < self.config.num_epochs and self.active.any():
+    that chunk's end state. Pauses at epoch `until` (a chunk ends there; run again to go on), returns
+    early, after saving, when `stop` is requested."""
+    self.until = min(until or self.config.num_epochs, self.config.num_epochs)
+    while self.epoch < self.until and self.active.any():
       if stop.at_boundary():  # asked before this chunk began (during start-up, say): nothing new to save
         self.save(force=True)
         self.stopped_by = stop.reason
@@ -328,7 +332,7 @@ class EpochLoop:
   def _steps_left_in_chunk(self) -> int:
     """Full batch: epochs until the next log or checkpoint epoch, at most steps_per_dispatch (0: no limit)."""
     config, epoch = self.config, self.epoch
-    until = config.num_epochs
+    until = self.until
     for every in (config.log_every_epochs, config.checkpoint_every_epochs):
       if every:
         until = min(until, (epoch // every + 1) * every)

@@ -42,9 +42,9 @@ def microbatch_count(batch_size: int, microbatch_size: int) -> int:
 def _init_function(model: nn.Module, input_shape: tuple):
   """`model.init` compiled once per model and input shape: run eagerly, initialization dispatches
   dozens of tiny programs, which outlast a small model's training. Linen modules compare by their
-  fields, so equal configs share the compiled function."""
-  return jax.jit(lambda key_data: model.init(jax.random.wrap_key_data(key_data),
-                                             jnp.zeros((1, *input_shape), jnp.float32)))
+  fields, so equal configs share the compiled function; the run-axis fields arrive as arrays."""
+  return jax.jit(lambda key_data, hyperparams: model.clone(**hyperparams).init(
+      jax.random.wrap_key_data(key_data), jnp.zeros((1, *input_shape), jnp.float32)))
 
 
 def initial_state(config: ml_collections.ConfigDict, model: nn.Module, input_shape, num_examples: int = 1,
@@ -55,10 +55,10 @@ def initial_state(config: ml_collections.ConfigDict, model: nn.Module, input_sha
   starting from another program's weights, a warm start); UserError when the tree differs.
   """
   keys = seed_keys(config.seed)
-  hyperparams = models.run_axis_values(config.model)
-  # The run-axis fields leave initialization alone: one compiled init serves every value of them.
-  init_model = model.clone(**{field: 0.0 for field in models.run_axis_fields(type(model))})
-  variables = dict(_init_function(init_model, tuple(input_shape))(keys["init"]))
+  hyperparams = {k: jnp.float32(v) for k, v in models.run_axis_values(config.model).items()}
+  # The run-axis fields (an initializer's scale, say) arrive as arrays: one compiled init serves every value.
+  init_model = model.clone(**{field: 0.0 for field in hyperparams})
+  variables = dict(_init_function(init_model, tuple(input_shape))(keys["init"], hyperparams))
   initialized = variables.pop("params")
   if params is not None:
     expected = jax.tree_util.tree_map(lambda a: a.shape, initialized)
@@ -67,7 +67,7 @@ def initial_state(config: ml_collections.ConfigDict, model: nn.Module, input_sha
     initialized = jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float32), params)
   tx = optim.make_optimizer(config.optimizer, config.schedule, total_steps(config, num_examples))
   return TrainState.create(apply_fn=model.apply, params=initialized, tx=tx, model_state=variables,
-                           rng=keys["rng"], model_hyperparams={k: jnp.float32(v) for k, v in hyperparams.items()})
+                           rng=keys["rng"], model_hyperparams=hyperparams)
 
 
 # The train state's array fields; apply_fn and tx are the program's, shared by its runs.

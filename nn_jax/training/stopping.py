@@ -6,7 +6,8 @@
   config.stop.at_target  stop once config.target_metric reaches config.target_value
 Its state (the best value, its epoch and step, evaluations since) travels in every checkpoint, so a run
 killed and resumed stops exactly where an uninterrupted one does. The runs of one program stop each
-on its own: a stopped run's state is frozen while the others go on.
+on its own: a stopped run's state is frozen while the others go on. A search's successive halving
+(nn_jax/ablations/halving.py) stops its weaker trials the same way, at its rungs.
 """
 
 import dataclasses
@@ -32,7 +33,7 @@ class Stopper:
   best_epoch: int = 0
   best_step: int = 0
   waited: int = 0  # evaluations since the last improvement
-  stopped: dict | None = None  # {"reason", "epoch", "step"} once stopped
+  stopped: dict | None = None  # {"reason", "epoch", "step"} once stopped; a search's halving adds "rung"
 
   @classmethod
   def from_config(cls, config, state: dict | None = None) -> "Stopper":
@@ -76,7 +77,7 @@ class Stopper:
     """For summary.json: why and where it stopped, and the best evaluation."""
     result = {}
     if self.stopped:
-      result["stopped_early"] = self.stopped
+      result["halted" if "rung" in self.stopped else "stopped_early"] = self.stopped
     if self.metric and self.best is not None:
       result["best"] = {"metric": self.metric, "value": self.best, "epoch": self.best_epoch, "step": self.best_step}
     return result

@@ -35,7 +35,7 @@ from nn_jax.training.evaluation import Evaluator
 from nn_jax.training.loop import Diverged, EpochLoop, batch_plan, due, ranked_metrics
 from nn_jax.training.step import TrainState
 from nn_jax.training.watchdog import Watchdog
-from nn_jax.workdir import pictures, plots, records
+from nn_jax.workdir import pictures, plots, records, tensorboard_hparams
 from nn_jax.workdir.checkpoint import Checkpoints
 from nn_jax.workdir.checkpoint_digests import tree_digest
 from nn_jax.workdir.lock import RunLock
@@ -132,6 +132,7 @@ class Session:
   evaluator: Evaluator
   timing: Timing
   microbatches: int
+  ranked: list = dataclasses.field(default_factory=list)  # each run's latest {"split/metric": value}
 
 
 # --- setup, loop, finish -----------------------------------------------------------------------
@@ -182,9 +183,6 @@ def setup(configs: list, workdirs: list, launch: float | None = None, initial_pa
       batch_size = batch_plan(base.batch_size, built.num_examples)[1]
       print(f"Each step accumulates its gradient over {built.microbatches} microbatches of "
             f"{batch_size // built.microbatches} examples.")
-    if progress is not None:
-      print(f"Resuming from checkpoint at step {int(np.ravel(jax.device_get(state.step))[0])} "
-            f"(epoch {progress['epoch']}, batch {progress.get('batch', 0)}).")
 
     def save(state, position: dict, metrics) -> None:
       for r, run in enumerate(runs):
@@ -205,15 +203,21 @@ def setup(configs: list, workdirs: list, launch: float | None = None, initial_pa
                         process=f"process {jax.process_index()} of {jax.process_count()}")
     loop = built.loop(configs, *dataset.splits["train"], mesh, state, progress, save,
                       profile_dir=runs[0].workdir / "profile", watchdog=watchdog)
+    if progress is not None:
+      print(f"Resuming from checkpoint at step {loop.host_step} "
+            f"(epoch {progress['epoch']}, batch {progress.get('batch', 0)}).")
     if len(runs) > 1:
       _check_fits(loop)
     if primary:
       for run in runs:
         records.write_config(run.workdir, run.config)
-    for run in runs:
+    for run, stopper in zip(runs, loop.stoppers):
       run.status.start(run.checkpoints.latest_step())
-    for run in runs:
-      run.log = records.MetricsLog(run.workdir, resume_after_epoch=loop.epoch, enabled=primary)
+      if stopper.stopped and "rung" in stopper.stopped:  # halted by a search, resumed to train the others on
+        run.status.update(status="halted", message=stopper.stopped["reason"])
+    for run, stopper in zip(runs, loop.stoppers):  # a stopped run's rows end where it stopped
+      run.log = records.MetricsLog(run.workdir, resume_after_epoch=stopper.stopped["epoch"] if stopper.stopped
+                                   else loop.epoch, enabled=primary)
     evaluator = Evaluator(built.model, built.task, dataset, mesh, base.eval_batch_size,
                           built.config.data_on_device == "true")
     return Session(built.config, built.choices, dataset, built.task, built.model, mesh, runs, loop, evaluator,
@@ -251,21 +255,24 @@ def _open_runs(configs, workdirs, built: program.Program, mesh, initial_params):
                         f"{progress['epoch']}, or use a new --workdir")
       states.append(state)
       progresses.append(progress)
-    if len({json_key(p) for p in progresses}) > 1:
+    # A stopped run (early, or halted by a search) stays where it stopped; the others train on together.
+    going = [i for i, p in enumerate(progresses) if not ((p or {}).get("stoppers") or {}).get("stopped")]
+    if len({json_key(progresses[i]) for i in going}) > 1:
       # A kill between the runs' saves: every run goes back to the newest step they all saved.
-      common = min(int(s.step) if p is not None else 0 for s, p in zip(states, progresses))
-      for i, run in enumerate(runs):
+      common = min(int(states[i].step) if progresses[i] is not None else 0 for i in going)
+      for i in going:
         if int(states[i].step) > common:
-          fresh = built.initial_state(run.config, mesh, initial_params)
-          states[i], progresses[i] = _restore(run, fresh, replicated, up_to=common)
-    if len({json_key(p) for p in progresses}) > 1:
+          fresh = built.initial_state(runs[i].config, mesh, initial_params)
+          states[i], progresses[i] = _restore(runs[i], fresh, replicated, up_to=common)
+    if len({json_key(progresses[i]) for i in going}) > 1:
       raise CannotVectorize("the runs' checkpoints are at different positions")
   except BaseException:
     for run in runs:
       run.close()
     raise
-  progress = None if progresses[0] is None else {**progresses[0], "sums": [p["sums"] for p in progresses],
-                                                 "stoppers": [p.get("stoppers") for p in progresses]}
+  position = progresses[going[0] if going else 0]
+  progress = None if position is None else {**position, "sums": [p["sums"] for p in progresses],
+                                            "stoppers": [p.get("stoppers") for p in progresses]}
   return runs, jax.device_put(program.stack(states), replicated), progress
 
 
@@ -294,15 +301,17 @@ def variables_of(session: Session, run_index: int) -> dict:
   return program.run_state(session.loop.state, run_index).variables()
 
 
-def run_loop(session: Session, stop=None) -> str:
+def run_loop(session: Session, stop=None, until: int | None = None) -> str:
   """Trains to the config's last epoch, logging, evaluating and checkpointing on the config's cadence.
   Returns "" when done, or the signal's name when one stopped the run (saved and resumable). `stop`: an
-  interrupt.StopRequest already active (the CLI's, from start-up on); else one is made for the loop."""
+  interrupt.StopRequest already active (the CLI's, from start-up on); else one is made for the loop.
+  `until`: pause at that epoch, evaluated but not saved (a search ranks its trials there, halts some, then
+  saves with `save_paused`); call again to go on."""
   config, loop, runs = session.config, session.loop, session.runs
   eval_names = [name for name in session.dataset.splits if name != "train"]
   with contextlib.ExitStack() as stack:
     stop = stop or stack.enter_context(interrupt.StopRequest())
-    for rows in loop.run(stop):
+    for rows in loop.run(stop, until):
       _record_diverged(session)
       for run, run_rows in zip(runs, rows):
         run.log.write_rows([(epoch, "train", metrics) for epoch, metrics in run_rows])
@@ -310,7 +319,8 @@ def run_loop(session: Session, stop=None) -> str:
       evaluated = [{} for _ in runs]
       ranked = [ranked_metrics(run_rows[-1][1], {}) if run_rows else {} for run_rows in rows]
       stopped_now = False
-      if any(active) and due(config.log_every_epochs, epoch, config.num_epochs):
+      pause = epoch == loop.until < config.num_epochs
+      if any(active) and (due(config.log_every_epochs, epoch, config.num_epochs) or pause):
         start = time.perf_counter()
         with loop.watchdog.phase("evaluation", loop.host_step):
           every_run = session.evaluator.evaluate_runs(loop.state.variables(), eval_names)
@@ -331,8 +341,9 @@ def run_loop(session: Session, stop=None) -> str:
             print(f"{_run_name(runs, s)}stopped early at epoch {epoch}: {loop.stoppers[s].stopped['reason']}.")
         session.timing.evaluate_seconds += time.perf_counter() - start
         _print_epoch(config, epoch, rows, evaluated, runs)
+      session.ranked = ranked
       last = epoch == config.num_epochs or not loop.active.any()
-      if due(config.checkpoint_every_epochs, epoch, config.num_epochs) or stopped_now:
+      if (due(config.checkpoint_every_epochs, epoch, config.num_epochs) or stopped_now) and not pause:
         loop.save(ranked, force=last or stopped_now)
   loop.profiler.close()
   _record_diverged(session)
@@ -352,6 +363,23 @@ def _record_diverged(session: Session) -> None:
       run.status.update(status="diverged", message=str(error))
       if len(session.runs) > 1:  # a single run's error is raised to its caller, which reports it
         print(f"{_run_name(session.runs, index)}{error}", flush=True)
+
+
+def halt(session: Session, index: int, rung: int, reason: str) -> None:
+  """Stops run `index` where it is, as early stopping does (its state frozen by the same mask), for a
+  search's successive halving; its status says halted, and at which rung."""
+  loop = session.loop
+  loop.stoppers[index].stopped = {"reason": reason, "epoch": loop.epoch, "step": loop.host_step, "rung": rung}
+  loop.deactivate(index)
+  session.runs[index].status.update(status="halted", message=reason)
+
+
+def save_paused(session: Session, last: bool = False) -> None:
+  """Checkpoints a session that `run_loop(until=...)` paused, with its halted runs' stops, when the
+  config's cadence says so; `last`: always (a run's last state is always saved)."""
+  config, loop = session.config, session.loop
+  if last or due(config.checkpoint_every_epochs, loop.epoch, config.num_epochs):
+    loop.save(session.ranked, force=last)
 
 
 def _run_name(runs, index: int) -> str:
@@ -460,8 +488,11 @@ def record(session: Session, results: list) -> list[dict]:
       summary["predictions"] = result["predictions"]
     if parallel.is_primary():
       records.write_json(run.workdir / "summary.json", summary)
-    run.status.update(status="done", steps_done=steps, epochs_done=epochs,
-                      message=f"stopped early: {stopper.stopped['reason']}" if stopper.stopped else "")
+      tensorboard_hparams.write_run(run.workdir, hparams.what_a_run_trains(run.config), final, epochs)
+    halted = bool(stopper.stopped) and "rung" in stopper.stopped
+    run.status.update(status="halted" if halted else "done", steps_done=steps, epochs_done=epochs,
+                      message=stopper.stopped["reason"] if halted else
+                      f"stopped early: {stopper.stopped['reason']}" if stopper.stopped else "")
     if count == 1:
       print(f"Compile {summary['compile_seconds']:.2f} s, training {summary['train_seconds']:.2f} s after "
             f"compilation, wall {summary['wall_seconds']:.2f} s. Run directory: {run.workdir}")
@@ -495,13 +526,13 @@ def train(configs: list, workdirs: list, launch: float | None = None, initial_pa
   try:
     return _train_session(session, stop)
   except Exception as error:
-    _record_failure(session, error)
+    record_failure(session, error)
     raise
   finally:
     session.loop.watchdog.close()  # after finish: its final evaluation is watched too
 
 
-def _record_failure(session: Session, error: Exception) -> None:
+def record_failure(session: Session, error: Exception) -> None:
   """Marks the runs still `running` as `failed`, with the error, so that status.json does not claim a run
   that no process trains (best effort: on a full disk the status may not be written either)."""
   for run in session.runs:
@@ -512,10 +543,20 @@ def _record_failure(session: Session, error: Exception) -> None:
 
 
 def _train_session(session: Session, stop) -> list[dict] | None:
+  try:
+    stopped_by = run_loop(session, stop)
+  except BaseException:
+    close(session)
+    raise
+  return conclude(session, stopped_by)
+
+
+def conclude(session: Session, stopped_by: str = "") -> list[dict] | None:
+  """After `run_loop`: the runs' final evaluation and records (or, when `stopped_by` a signal, their
+  status preempted), their directories closed; returns what `train` returns."""
   results = None
   with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="nn_jax-pictures") as painter:
     try:
-      stopped_by = run_loop(session, stop)
       if not stopped_by and len(session.loop.diverged) < len(session.runs):
         results = finish(session, painter)
     finally:
@@ -526,7 +567,8 @@ def _train_session(session: Session, stop) -> list[dict] | None:
     message = (f"Stopped by {stopped_by} at step {loop.host_step}; checkpoint saved. "
                f"Resume by running the same command again (same --workdir).")
     for run in session.runs:
-      run.status.update(status="preempted", preemptions=run.status.fields["preemptions"] + 1, message=message)
+      if run.status.fields.get("status") != "halted":
+        run.status.update(status="preempted", preemptions=run.status.fields["preemptions"] + 1, message=message)
     print(message)
     if jax.process_count() > 1:  # every process's own log (stderr) says where it stopped
       print(f"process {jax.process_index()} of {jax.process_count()}: stopped at step {loop.host_step}",

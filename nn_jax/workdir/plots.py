@@ -64,3 +64,26 @@ def plot_bars(finals: dict, metric: str, path: pathlib.Path) -> None:
   ax.grid(alpha=0.3, axis="y")
   fig.tight_layout()
   fig.savefig(path, dpi=100)
+
+
+def plot_search(trials: list[dict], keys: list[str], log_keys: set, metric: str, path: pathlib.Path) -> None:
+  """The final `metric` of each trial against each searched key, one panel per key; `trials`: [{"values":
+  {key: value}, "value": metric, "epochs": trained}]. Colour: epochs trained (halted trials stopped early)."""
+  fig = figure(figsize=(4 * len(keys), 3.8))
+  axes = fig.subplots(1, len(keys), squeeze=False)[0]
+  epochs = [trial["epochs"] for trial in trials]
+  for ax, key in zip(axes, keys):
+    values = [trial["values"][key] for trial in trials]
+    numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+    labels = sorted({str(v) for v in values}) if not numeric else None
+    x = values if numeric else [labels.index(str(v)) for v in values]
+    dots = ax.scatter(x, [trial["value"] for trial in trials], c=epochs, cmap="viridis", s=18)
+    if key in log_keys:
+      ax.set_xscale("log")
+    if labels:
+      ax.set_xticks(range(len(labels)), labels, fontsize=7)
+    ax.set_xlabel(key)
+    ax.set_ylabel(f"final {metric}")
+    ax.grid(alpha=0.3)
+  fig.colorbar(dots, ax=list(axes), label="epochs trained")
+  fig.savefig(path, dpi=100)
