@@ -27,6 +27,7 @@ def get_config(variant: str = ""):
   config.name = "cnn_mnist" + (f"_{variant}" if variant else "")
   config.model.update({"name": "cnn", "num_classes": 10,
                        "conv_impl": "auto",  # auto: fastest per backend (nn_jax/training/auto.py)
+                       "pool": "auto",  # or first_max: a scatter-free gradient (nn_jax/models/pooling.py)
                        "batch_norm": variant == "bn_dropout",
                        "conv_dropout": 0.25 if variant == "bn_dropout" else 0.0,
                        "dense_dropout": 0.5 if variant == "bn_dropout" else 0.0})

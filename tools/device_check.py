@@ -14,6 +14,8 @@ failure or a hang in one is recorded and the next still runs:
   cnn_search   `make sweep SWEEP=experiments/sweeps/cnn_search.py`: 64 trials of Adam's learning rate and
                betas as one program, successive halving every 2 epochs, timed from launch (goal: 60 s)
   cnn_nondet   the same with --config.deterministic=False: the determinism flag's cost
+  cnn_first_max  the same with --config.model.pool=first_max (deterministic ops on): the max-pool's
+               gradient as a select rather than XLA's select_and_scatter, against cnn_seed0 and cnn_nondet
   fast_tests   the fast test tier (pytest -m "not slow") on this backend
   cnn_seeds    seeds 1 and 2
 Results go to DIR/device_check.json (everything) and DIR/device_check.md (a
@@ -30,8 +32,8 @@ import sys
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-STAGES = ("inventory", "cnn_seed0", "bench", "cnn_repeat", "cnn_lr_sweep", "cnn_search", "cnn_nondet", "fast_tests",
-          "cnn_seeds")
+STAGES = ("inventory", "cnn_seed0", "bench", "cnn_repeat", "cnn_lr_sweep", "cnn_search", "cnn_nondet", "cnn_first_max",
+          "fast_tests", "cnn_seeds")
 INVENTORY = """
 import json, platform, jax, flax, optax, orbax.checkpoint as ocp
 devices = jax.devices()
@@ -176,6 +178,8 @@ def main() -> None:
       check.record(stage, cnn_sweep(check, "experiments/sweeps/cnn_search.py", runs / "cnn_search", limit=150))
     elif stage == "cnn_nondet":
       check.record(stage, train_cnn(check, runs / "seed_0_nondeterministic", "--config.deterministic=False"))
+    elif stage == "cnn_first_max":
+      check.record(stage, train_cnn(check, runs / "seed_0_first_max", "--config.model.pool=first_max"))
     elif stage == "fast_tests":
       done = check.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not slow", "tests"],
                        200)
@@ -221,7 +225,8 @@ def markdown(results: dict) -> str:
                  f"{len(inventory['devices'])} device(s)); Python {inventory['python']}; "
                  + ", ".join(f"{k} {v}" for k, v in inventory["versions"].items()) + " |")
   for name, label in (("cnn_seed0", "train-cnn seed 0, cold"), ("cnn_repeat", "train-cnn seed 0, again"),
-                      ("cnn_nondet", "train-cnn seed 0, deterministic=False")):
+                      ("cnn_nondet", "train-cnn seed 0, deterministic=False"),
+                      ("cnn_first_max", "train-cnn seed 0, pool=first_max")):
     if name in stages and "skipped" not in stages[name]:
       lines.append(_cnn_row(label, stages[name]))
   for name, label in (("cnn_lr_sweep", "CNN learning-rate sweep"), ("cnn_search", "CNN Adam search with halving")):

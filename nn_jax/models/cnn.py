@@ -12,6 +12,11 @@ nn_jax/training/auto.py resolves it once per run and the run's summary records i
 regularized variant (experiments/cnn_mnist.py:bn_dropout): BatchNorm between
 each convolution and its relu, dropout after the second pool and after Dense 128.
 BatchNorm sits inside the conv + pool block, so that variant always uses XLA's ops.
+
+`pool` is how XLA's blocks pool: "reduce_window" (nn.max_pool, differentiated by XLA's
+select_and_scatter, a scatter-add that a GPU serializes under deterministic ops) or "first_max"
+(nn_jax/models/pooling.py: the same numbers, its gradient a select, deterministic by construction).
+"auto" is reduce_window until a GPU measurement says otherwise (`make device-check`, stage cnn_first_max).
 """
 
 from typing import ClassVar
@@ -21,10 +26,11 @@ import jax
 import jax.numpy as jnp
 
 from nn_jax.common.errors import require
-from nn_jax.models import conv_pool
+from nn_jax.models import conv_pool, pooling
 from nn_jax.models.dropout import Dropout
 
 CONV_IMPLS = ("auto", "xla", "fused")
+POOLS = ("auto", "reduce_window", "first_max")
 # The fused CNN step on the 2-core CPU at batch 200 (docs/performance.md): whole batch 39 ms, microbatches
 # of 100, 50 and 25: 24-26, 26-30 and 26-27 ms; 50 compiles faster and uses less memory than 100.
 FUSED_MICROBATCH = 50
@@ -37,6 +43,10 @@ def resolve_conv_impl(impl: str, batch_norm: bool = False, backend: str | None =
   if impl == "auto":
     return "fused" if (backend or jax.default_backend()) == "cpu" else "xla"
   return impl
+
+
+def resolve_pool(pool: str) -> str:
+  return "reduce_window" if pool == "auto" else pool
 
 
 class ConvPoolRelu(nn.Module):
@@ -62,6 +72,7 @@ class CNN(nn.Module):
   """
   num_classes: int = 10
   conv_impl: str = "auto"
+  pool: str = "auto"  # one of POOLS: how XLA's blocks pool (the fused block routes its gradient itself)
   batch_norm: bool = False  # BatchNorm after each convolution (Keras' momentum 0.99, epsilon 1e-3)
   conv_dropout: float = 0.0  # dropout rate after the second pool
   dense_dropout: float = 0.0  # dropout rate after Dense 128
@@ -72,8 +83,9 @@ class CNN(nn.Module):
 
   @classmethod
   def check(cls, fields: dict, input_shape: tuple) -> None:
-    require(fields.get("conv_impl", cls.conv_impl) in CONV_IMPLS,
-            f"config.model.conv_impl {fields.get('conv_impl')!r} is not one of {', '.join(CONV_IMPLS)}")
+    for key, allowed in (("conv_impl", CONV_IMPLS), ("pool", POOLS)):
+      require(fields.get(key, getattr(cls, key)) in allowed,
+              f"config.model.{key} {fields.get(key)!r} is not one of {', '.join(allowed)}")
     for key in ("conv_dropout", "dense_dropout"):
       require(0 <= fields.get(key, 0.0) < 1, f"config.model.{key} must lie in [0, 1), got {fields.get(key)}")
     require(min(input_shape[:2]) >= 10, f"the CNN's two valid 3x3 convolutions and 2x2 pools need images of at "
@@ -84,7 +96,8 @@ class CNN(nn.Module):
     """The blocks' implementation; the fused one's microbatch; on CPU, XLA's convolution runs ~15x slower
     inside a compiled loop than alone (docs/performance.md), so one step per dispatch."""
     impl = resolve_conv_impl(fields.get("conv_impl", cls.conv_impl), fields.get("batch_norm", cls.batch_norm), backend)
-    return {"conv_impl": impl, **({"microbatch_size": FUSED_MICROBATCH} if impl == "fused" else {}),
+    return {"conv_impl": impl, "pool": resolve_pool(fields.get("pool", cls.pool)),
+            **({"microbatch_size": FUSED_MICROBATCH} if impl == "fused" else {}),
             **({"steps_per_dispatch": 1} if backend == "cpu" and impl == "xla" else {})}
 
   @nn.compact
@@ -99,7 +112,8 @@ class CNN(nn.Module):
       if self.batch_norm:
         x = nn.BatchNorm(use_running_average=not train, momentum=0.99, epsilon=1e-3, dtype=self.dtype,
                          name=f"batch_norm_{i}")(x)
-      x = nn.max_pool(nn.relu(x), (2, 2), strides=(2, 2))
+      x = nn.relu(x)
+      x = pooling.max_pool_2x2(x) if resolve_pool(self.pool) == "first_max" else nn.max_pool(x, (2, 2), strides=(2, 2))
     x = Dropout(self.conv_dropout, deterministic=not train)(x)
     x = nn.relu(nn.Dense(128, dtype=self.dtype, name="dense_0")(x.reshape((x.shape[0], -1))))
     x = Dropout(self.dense_dropout, deterministic=not train)(x)

@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from nn_jax.common.errors import require
+from nn_jax.models import cudnn_lstm
 from nn_jax.models import recurrence as recurrence_lib
 from nn_jax.models.activations import ACTIVATIONS
 
@@ -50,12 +51,14 @@ CELLS = {"simple": nn.SimpleCell, "lstm": LSTMCell, "gru": nn.GRUCell}
 #   optimized   LSTM only: Flax's OptimizedLSTMCell's computation (four gates' input and hidden
 #               projections as one matmul each) on LSTMCell's parameters
 #   custom_vjp  any cell: a backward pass written by hand (nn_jax/models/recurrence.py)
+#   cudnn       the tanh LSTM on an NVIDIA GPU: cuDNN's kernel through jax.experimental.rnn, on the cell's
+#               parameters packed into cuDNN's layout (nn_jax/models/cudnn_lstm.py)
 #   auto        the fastest measured (docs/performance.md): on CPU custom_vjp, for every cell and
-#               batch size measured; elsewhere, where custom_vjp has not been measured, optimized for
-#               the LSTM and scan for the plain RNN and the GRU
+#               batch size measured; elsewhere, where neither custom_vjp nor cudnn has been measured,
+#               optimized for the LSTM and scan for the plain RNN and the GRU
 # benchmarks/recurrences.py loops the same cells three more ways, which `make bench` compares.
-RECURRENCES = ("auto", "scan", "optimized", "custom_vjp")
-LSTM_ONLY_RECURRENCES = ("optimized",)
+RECURRENCES = ("auto", "scan", "optimized", "custom_vjp", "cudnn")
+LSTM_ONLY_RECURRENCES = ("optimized", "cudnn")
 
 
 def resolve_recurrence(recurrence: str, cell: str, backend: str | None = None) -> str:
@@ -85,11 +88,16 @@ class SequenceRegressor(nn.Module):
     cell, recurrence = fields.get("cell", cls.cell), fields.get("recurrence", cls.recurrence)
     require(recurrence not in LSTM_ONLY_RECURRENCES or cell == "lstm",
             f"config.model.recurrence {recurrence!r} is for the LSTM only, not {cell!r}; use scan")
+    require(recurrence != "cudnn" or fields.get("activation", cls.activation) == "tanh",
+            "config.model.recurrence 'cudnn': cuDNN's LSTM computes tanh only; for another activation use "
+            "auto, scan or custom_vjp")
 
   @classmethod
   def backend_choices(cls, fields: dict, backend: str) -> dict:
-    return {"recurrence": resolve_recurrence(fields.get("recurrence", cls.recurrence), fields.get("cell", cls.cell),
-                                             backend)}
+    recurrence = fields.get("recurrence", cls.recurrence)
+    require(recurrence != "cudnn" or backend == "gpu",
+            f"config.model.recurrence 'cudnn' runs on an NVIDIA GPU; this backend is {backend}; use auto")
+    return {"recurrence": resolve_recurrence(recurrence, fields.get("cell", cls.cell), backend)}
 
   @nn.compact
   def __call__(self, window, train: bool = False):
@@ -101,12 +109,14 @@ class SequenceRegressor(nn.Module):
     """The last hidden state after the cell has read `window`, looped the `recurrence` way."""
     carry = initial_carry(self.cell, self.units, window.shape[0], self.dtype)
     cell = make_cell(self.cell, self.units, self.activation, self.dtype)
-    if recurrence in ("custom_vjp", "optimized"):  # both compute on the cell's parameters
+    if recurrence in ("custom_vjp", "optimized", "cudnn"):  # all compute on the cell's parameters
       if self.is_initializing():  # create the cell's parameters, exactly as scan does
         cell(carry, window[:, 0])
       if recurrence == "custom_vjp":
         return recurrence_lib.last_hidden(self.cell, cell.variables["params"], carry, window,
                                           ACTIVATIONS[self.activation], self.dtype)
+      if recurrence == "cudnn":
+        return cudnn_lstm.last_hidden(cell.variables["params"], carry, window)
       return self._optimized_lstm(cell.variables["params"], carry, window)
     # nn.RNN scans the cell over the time axis (axis 1): one compiled loop, not a Python one.
     return nn.RNN(cell, name="rnn")(window, initial_carry=carry)[:, -1]
