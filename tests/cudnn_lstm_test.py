@@ -37,6 +37,7 @@ def _scanned_last_hidden(cell, params, carry, window):
                       window.swapaxes(0, 1))[0][1]
 
 
+@pytest.mark.slow
 def test_packed_weights_make_the_reference_lstm_compute_the_cell():
   cell, params, carry, window = _cell_and_inputs()
   weights = cudnn_lstm.pack(params)
@@ -53,6 +54,7 @@ def test_unpack_inverts_pack():
     np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.slow
 def test_gradients_reach_the_cell_s_own_parameters_through_the_packing():
   cell, params, carry, window = _cell_and_inputs()
   through_packing = jax.grad(lambda p: _reference_last_hidden(cudnn_lstm.pack(p), carry, window).sum())(params)

@@ -9,7 +9,8 @@ import pytest
 from nn_jax.models import pooling
 
 
-@pytest.mark.parametrize("shape", [(2, 6, 8, 3), (1, 7, 5, 2)])  # even, and odd sides that VALID pooling crops
+@pytest.mark.parametrize("shape", [pytest.param((2, 6, 8, 3), marks=pytest.mark.slow),
+                                   (1, 7, 5, 2)])  # even, and odd sides that VALID pooling crops
 def test_values_and_gradients_equal_nn_max_pool_with_ties(shape):
   # small integers, then relu: most windows hold ties (equal values, many zeros)
   x = jax.nn.relu(jax.random.randint(jax.random.key(0), shape, -2, 3).astype(jnp.float32))
@@ -29,6 +30,7 @@ def test_the_gradient_has_no_scatter():
   assert "scatter" not in ours and "select_and_scatter" in theirs
 
 
+@pytest.mark.slow
 def test_the_cnn_pooling_either_way_trains_the_same():
   from nn_jax.models.cnn import CNN
   x = jax.random.normal(jax.random.key(0), (4, 28, 28, 1))
