@@ -5,6 +5,7 @@ import io
 import os
 import pathlib
 import subprocess
+import tempfile
 
 import jax
 import pytest
@@ -62,8 +63,9 @@ def pytest_configure(config):
   """One persistent compilation cache for the whole suite and the processes it starts, kept in
   .pytest_cache: a program compiled by one test (or an earlier session) is loaded by the next, and the
   user's own cache is never touched. A test that needs a cold cache sets its own folder."""
-  folder = config.cache.mkdir("nn_jax_compilation") if config.cache else None
-  if folder is not None and "NN_JAX_COMPILATION_CACHE" not in os.environ:
+  cache = getattr(config, "cache", None)  # None under -p no:cacheprovider (make device-check): a folder of its own
+  folder = cache.mkdir("nn_jax_compilation") if cache else tempfile.mkdtemp(prefix="nn_jax_compilation_")
+  if "NN_JAX_COMPILATION_CACHE" not in os.environ:
     os.environ["NN_JAX_COMPILATION_CACHE"] = str(folder)
 
 
@@ -74,10 +76,12 @@ def own_decoded_cache(tmp_path_factory, monkeypatch):
 
 
 @pytest.fixture
-def mnist_cache(request, monkeypatch):
+def mnist_cache(request, monkeypatch, tmp_path_factory):
   """For tests that want MNIST decoded once: the tests' own cache, kept between sessions in .pytest_cache.
   Entries are named by the records they hold, so tests on mock data cannot reach or spoil it."""
-  folder = request.config.cache.mkdir("nn_jax_decoded")
+  cache = getattr(request.config, "cache", None)
+  folder = cache.mkdir("nn_jax_decoded") if cache else tmp_path_factory.getbasetemp() / "nn_jax_decoded"
+  folder.mkdir(exist_ok=True)
   monkeypatch.setenv("NN_JAX_CACHE", str(folder))
   return folder
 

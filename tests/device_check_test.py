@@ -1,7 +1,11 @@
 """make device-check: stages in subprocesses within a budget, results written as they come."""
 
 import json
+import subprocess
 import sys
+
+import pytest
+from conftest import ROOT
 
 from tools import device_check
 
@@ -33,3 +37,13 @@ def test_the_summary_reports_runs_determinism_and_failures():
   assert "| CNN learning-rate sweep, 2 runs in programs of 15 | wall 25.0 s from launch; test accuracy 98.71% to 99.12% |" in text
   assert "| CNN Adam search with halving, 2 runs in programs of 64 | wall 48.0 s from launch; test accuracy 96.52% to " \
          "99.05% |" in text
+
+
+@pytest.mark.slow
+def test_the_fast_tests_stage_s_pytest_command_runs_without_pytest_s_cache():
+  # The stage passes -p no:cacheprovider (nothing written into the repository's copy on the node): the
+  # suite's compilation and MNIST caches then live in temporary folders.
+  done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not slow",
+                         "tests/search_test.py", "-k", "bad_distributions"], capture_output=True, text=True, cwd=ROOT,
+                        timeout=300)
+  assert done.returncode == 0 and " passed" in done.stdout, done.stdout[-2000:]

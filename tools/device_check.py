@@ -7,17 +7,19 @@ failure or a hang in one is recorded and the next still runs:
 
   inventory    devices, versions, nvidia-smi
   cnn_seed0    `make train-cnn`'s command on the real MNIST, seed 0, from a cold start
-  bench        make bench's rows for this backend, PyTorch's eager CNN beside them
   cnn_repeat   the same run again (warm data and compilation caches): did it end bit-identical?
-  cnn_lr_sweep `make sweep SWEEP=experiments/sweeps/cnn_lr.py`: 15 full CNN runs (learning rate x seed) as
-               one program, timed from launch
-  cnn_search   `make sweep SWEEP=experiments/sweeps/cnn_search.py`: 64 trials of Adam's learning rate and
-               betas as one program, successive halving every 2 epochs, timed from launch (goal: 60 s)
   cnn_nondet   the same with --config.deterministic=False: the determinism flag's cost
   cnn_first_max  the same with --config.model.pool=first_max (deterministic ops on): the max-pool's
                gradient as a select rather than XLA's select_and_scatter, against cnn_seed0 and cnn_nondet
   fast_tests   the fast test tier (pytest -m "not slow") on this backend
+  cnn_search   `make sweep SWEEP=experiments/sweeps/cnn_search.py`: 64 trials of Adam's learning rate and
+               betas as one program, successive halving every 2 epochs, timed from launch (goal: 60 s)
+  bench        make bench's rows for this backend, PyTorch's eager CNN beside them
+  cnn_lr_sweep `make sweep SWEEP=experiments/sweeps/cnn_lr.py`: 15 full CNN runs (learning rate x seed) as
+               one program, timed from launch
   cnn_seeds    seeds 1 and 2
+--budget (default 450 s) is all the stages' time together: a stage starts with what is left, and once
+it is spent the remaining stages are recorded as skipped, in this order.
 Results go to DIR/device_check.json (everything) and DIR/device_check.md (a
 summary), rewritten after each stage. This process never imports JAX, so the
 stages have the accelerator to themselves.
@@ -32,8 +34,8 @@ import sys
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-STAGES = ("inventory", "cnn_seed0", "bench", "cnn_repeat", "cnn_lr_sweep", "cnn_search", "cnn_nondet", "cnn_first_max",
-          "fast_tests", "cnn_seeds")
+STAGES = ("inventory", "cnn_seed0", "cnn_repeat", "cnn_nondet", "cnn_first_max", "fast_tests", "cnn_search", "bench",
+          "cnn_lr_sweep", "cnn_seeds")
 INVENTORY = """
 import json, platform, jax, flax, optax, orbax.checkpoint as ocp
 devices = jax.devices()
