@@ -52,6 +52,7 @@ def load_run(workdir: pathlib.Path) -> dict:
                 for p in summary.get("predictions", [])})
   return {"workdir": workdir, "config": config, "final": final, "train_seconds": summary.get("train_seconds"),
           "epochs": summary.get("epochs", config.get("num_epochs")),
+          "final_names": [f"{split}/{k}" for split, metrics in summary["final"].items() for k in metrics],
           "shared_program": summary.get("runs_in_program", 1) > 1, "curves": records.read_metrics(workdir)}
 
 
@@ -171,20 +172,19 @@ def write_report(root: pathlib.Path, metric: str = "", out: pathlib.Path | None 
             if all(metric in run["final"] for run in members)}
   if not searched:
     plots.plot_bars(finals, metric, out / "final.png")
-  write_tensorboard_experiment(root)
+  write_tensorboard_experiment(root, runs)
   return table
 
 
-def write_tensorboard_experiment(root: pathlib.Path) -> None:
+def write_tensorboard_experiment(root: pathlib.Path, runs: list[dict] | None = None) -> None:
   """ROOT/hparams.*: the sweep's varying keys (a searched key's range, a grid axis's values) and its runs'
-  final metrics, the columns of TensorBoard's HParams dashboard over `tensorboard --logdir ROOT`."""
-  workdirs = find_runs(root)
-  if not workdirs:
+  final metrics, the columns of TensorBoard's HParams dashboard over `tensorboard --logdir ROOT`. `runs`:
+  load_run's, when the caller has them."""
+  runs = runs if runs is not None else [load_run(workdir) for workdir in find_runs(root)]
+  if not runs:
     return
-  runs = [load_run(workdir) for workdir in workdirs]
   varying, _ = group(runs)
-  sweep = json.loads((root / "sweep.json").read_text()) if (root / "sweep.json").is_file() else {}
-  space = sweep.get("space", {})
+  space = search_report.load_sweep(root).get("space", {})
   domains = {}
   for key in varying:
     if key in space and space[key][0] != "choice":
@@ -192,6 +192,5 @@ def write_tensorboard_experiment(root: pathlib.Path) -> None:
     else:
       domains[key] = ("values", list({json.dumps(run["config"].get(key)): run["config"].get(key)
                                       for run in runs}.values()))
-  tags = sorted({f"final/{split}/{name}" for workdir in workdirs
-                 for split, metrics in records.read_summary(workdir)["final"].items() for name in metrics})
+  tags = sorted({f"final/{name}" for run in runs for name in run["final_names"]})
   tensorboard_hparams.write_experiment(root, domains, tags)

@@ -283,7 +283,7 @@ def run_sweep(sweep_path: str, root: pathlib.Path, stop=None, launcher: str = "l
             f"logs in {root / 'submitit'}/. When they are done: make report DIR={root}", flush=True)
       return slurm.wait(jobs, stop) if wait or launcher == "submitit_local" else True
     if "halving" in sweep:
-      todo = [_runs_to_do(runs) for runs in groups if _runs_to_do(runs)]
+      todo = [left for runs in groups if (left := _runs_to_do(runs))]
       print(f"Successive halving: {len(todo)} programs trained together, ranked by {sweep['halving']['metric']} "
             f"every {sweep['halving']['every_epochs']} epochs", flush=True)
       if not halving.run(sweep, expanded, todo, root, stop, _open_sessions):

@@ -35,6 +35,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from nn_jax.models import pooling
+
 # Up to this many input channels a pooled output's 16*C-deep neighbourhood is the better-shaped matmul
 # operand; deeper, its 3x3 patches (9*C) are, holding less redundancy.
 NEIGHBOURHOOD_MAX_CHANNELS = 4
@@ -114,24 +116,12 @@ def _patches_transpose(d_patches, shape, out_h, out_w):
              for i in range(3) for j in range(3))
 
 
-def _window_winner(y4):
-  """Max over axis -2 (the four window positions 2a+c) and the index of its first maximum."""
-  return y4.max(axis=-2), jnp.argmax(y4, axis=-2).astype(jnp.int8)
-
-
-def _route(g, winner, shape):
-  """The pooled gradient g (..., F) placed at each window's winner, laid out as `shape` over
-  (..., a, ..., c, ...) given by the broadcast positions of the window index."""
-  position = jnp.arange(4, dtype=jnp.int8).reshape(shape)
-  return jnp.where(winner == position, g, 0)
-
-
 def _patches_fwd(x, kernel, bias):
   p, q = _pooled_grid(x)
   b, f = x.shape[0], kernel.shape[-1]
   patches = _patches(x, 2 * p, 2 * q)
   y = (patches @ kernel.reshape(-1, f)).reshape(b, p, 2, q, 2, f)
-  m, winner = _window_winner(y.transpose(0, 1, 3, 2, 4, 5).reshape(b, p, q, 4, f))
+  m, winner = pooling.window_winner(y.transpose(0, 1, 3, 2, 4, 5).reshape(b, p, q, 4, f))
   out = jnp.maximum(m + bias, 0)
   return out, (x, patches, kernel, winner, out > 0)
 
@@ -143,9 +133,9 @@ def _patches_bwd(res, g):
   g = jnp.where(positive, g, 0)
   # dy^T (F, B, P, 2, Q, 2) built from the small transposed g and winner: no large transpose.
   gt, wt = (a.transpose(3, 0, 1, 2)[:, :, :, None, :, None] for a in (g, winner))
-  dy_t = _route(gt, wt, (1, 1, 1, 2, 1, 2)).reshape(f, -1)
+  dy_t = pooling.route(gt, wt, (1, 1, 1, 2, 1, 2)).reshape(f, -1)
   d_kernel = (dy_t @ patches).T.reshape(3, 3, c, f)
-  dy = _route(g[:, :, None, :, None, :], winner[:, :, None, :, None, :], (1, 1, 2, 1, 2, 1)).reshape(-1, f)
+  dy = pooling.route(g[:, :, None, :, None, :], winner[:, :, None, :, None, :], (1, 1, 2, 1, 2, 1)).reshape(-1, f)
   dx = _patches_transpose(dy @ kernel.reshape(-1, f).T, x.shape, 2 * p, 2 * q)
   return dx, d_kernel, g.sum(axis=(0, 1, 2))
 
@@ -179,7 +169,7 @@ def _neighbourhood_fwd(x, kernel, bias):
   p, q = _pooled_grid(x)
   b, f = x.shape[0], kernel.shape[-1]
   y = (_neighbourhoods(x, p, q) @ _placed_kernel(kernel)).reshape(-1, 4, f)
-  m, winner = _window_winner(y)
+  m, winner = pooling.window_winner(y)
   out = jnp.maximum(m + bias, 0)
   return out.reshape(b, p, q, f), (x, kernel, winner, out > 0)
 
@@ -190,7 +180,7 @@ def _neighbourhood_bwd(res, g):
   p, q = _pooled_grid(x)
   f = kernel.shape[-1]
   g = jnp.where(positive, g.reshape(-1, f), 0)
-  dy = _route(g[:, None, :], winner[:, None, :], (1, 4, 1)).reshape(-1, 4 * f)
+  dy = pooling.route(g[:, None, :], winner[:, None, :], (1, 4, 1)).reshape(-1, 4 * f)
   d_kernel = _fold_placed_kernel(_neighbourhoods(x, p, q, transposed=True) @ dy, c, f)
   # The input gradient (unused when x is data, and then never computed): each neighbourhood's
   # gradient added back at stride 2.

@@ -18,9 +18,6 @@ from jax.experimental import rnn
 
 from nn_jax.models import recurrence
 
-INPUT, HIDDEN = ("ii", "if", "ig", "io"), ("hi", "hf", "hg", "ho")
-
-
 def pack(params, dtype=jnp.float32):
   """The cell's parameters as cuDNN's flat weight vector (one layer, one direction)."""
   input_kernel, hidden_kernel, bias = recurrence.lstm_matrices(params, dtype)
@@ -31,9 +28,9 @@ def unpack(weights, input_size: int, hidden_size: int) -> dict:
   """cuDNN's flat weight vector (one layer, one direction, b_ih zero) as the cell's parameters."""
   w_ih, w_hh, b_ih, b_hh = (part[0] for part in rnn.unpack_lstm_weights(weights, input_size, hidden_size, 1, False))
   gates = lambda matrix: jnp.split(matrix, 4, axis=0)
-  params = {name: {"kernel": block.T} for name, block in zip(INPUT, gates(w_ih))}
+  params = {name: {"kernel": block.T} for name, block in zip(recurrence.LSTM_INPUT_LAYERS, gates(w_ih))}
   params.update({name: {"kernel": block.T, "bias": b}
-                 for name, block, b in zip(HIDDEN, gates(w_hh), jnp.split(b_ih + b_hh, 4))})
+                 for name, block, b in zip(recurrence.LSTM_HIDDEN_LAYERS, gates(w_hh), jnp.split(b_ih + b_hh, 4))})
   return params
 
 

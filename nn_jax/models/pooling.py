@@ -6,7 +6,7 @@ per window, the index of its first maximum (int8: positions 0-3 row by row, what
 picks on ties), and the backward pass places each pooled gradient at that position with a select:
 the same numbers as nn.max_pool's gradient (tests/pooling_test.py, ties included), and no op whose
 result depends on the order of additions. The fused CPU block (nn_jax/models/conv_pool.py) routes its
-gradient the same way.
+gradient with the same two helpers, `window_winner` and `route`.
 """
 
 import jax
@@ -21,6 +21,19 @@ def _windows(x):
   return x[:, :2 * p, :2 * q].reshape(n, p, 2, q, 2, c).transpose(0, 1, 3, 2, 4, 5).reshape(n, p, q, 4, c)
 
 
+def window_winner(windows):
+  """Max over axis -2 (a window's four positions, row by row) and the index of its first maximum (int8),
+  the position select_and_scatter picks on ties."""
+  return windows.max(axis=-2), jnp.argmax(windows, axis=-2).astype(jnp.int8)
+
+
+def route(g, winner, shape):
+  """The pooled gradient g placed at each window's winner: a select against the window positions 0-3,
+  laid out as `shape` (broadcast against g and winner)."""
+  position = jnp.arange(4, dtype=jnp.int8).reshape(shape)
+  return jnp.where(winner == position, g, jnp.zeros((), g.dtype))
+
+
 @jax.custom_vjp
 def max_pool_2x2(x):
   """nn.max_pool(x, (2, 2), strides=(2, 2)) for NHWC x."""
@@ -28,16 +41,15 @@ def max_pool_2x2(x):
 
 
 def _forward(x):
-  windows = _windows(x)
-  return windows.max(axis=3), (jnp.argmax(windows, axis=3).astype(jnp.int8), x.shape)
+  pooled, winner = window_winner(_windows(x))
+  return pooled, (winner, x.shape)
 
 
 def _backward(residuals, g):
   winner, shape = residuals
   n, h, w, c = shape
   p, q = winner.shape[1:3]
-  position = jnp.arange(4, dtype=jnp.int8)[:, None]
-  routed = jnp.where(winner[:, :, :, None, :] == position, g[:, :, :, None, :], jnp.zeros((), g.dtype))
+  routed = route(g[:, :, :, None, :], winner[:, :, :, None, :], (4, 1))
   dx = routed.reshape(n, p, q, 2, 2, c).transpose(0, 1, 3, 2, 4, 5).reshape(n, 2 * p, 2 * q, c)
   return (jnp.pad(dx, ((0, 0), (0, h - 2 * p), (0, w - 2 * q), (0, 0))),)
 

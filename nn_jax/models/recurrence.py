@@ -248,11 +248,15 @@ def _side_by_side(params, names, part, dtype):
   return jnp.concatenate([params[n][part] for n in names], axis=0 if part == "bias" else 1).astype(dtype)
 
 
+# LSTMCell's Dense layers, gate by gate (i, f, g, o): the input's (no bias) and the hidden state's
+LSTM_INPUT_LAYERS, LSTM_HIDDEN_LAYERS = ("ii", "if", "ig", "io"), ("hi", "hf", "hg", "ho")
+
+
 def lstm_matrices(params, dtype):
   """LSTMCell's eight Dense layers as an input kernel, a hidden kernel and a bias over the four gates
   (i, f, g, o) side by side."""
-  hidden = ("hi", "hf", "hg", "ho")
-  return (_side_by_side(params, ("ii", "if", "ig", "io"), "kernel", dtype),
+  hidden = LSTM_HIDDEN_LAYERS
+  return (_side_by_side(params, LSTM_INPUT_LAYERS, "kernel", dtype),
           _side_by_side(params, hidden, "kernel", dtype), _side_by_side(params, hidden, "bias", dtype))
 
 
